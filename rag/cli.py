@@ -1,0 +1,177 @@
+"""Command line: ``python -m rag build|ask|search|clean|eval``.
+
+Errors the user can fix are printed as one line on stderr with exit code 1; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .errors import RagError
+from .settings import MODES
+from .types import Answer, Hit, to_jsonable
+
+
+def _progress_printer(stream: TextIO) -> Any:
+    last: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        pct = int(100 * done / total) if total else 100
+        if last.get(stage) == pct:
+            return
+        last[stage] = pct
+        end = "\n" if done >= total else "\r"
+        stream.write(f"{stage:>6}: {done}/{total} ({pct}%)" + end)
+        stream.flush()
+
+    return progress
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2))
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .pipeline import build_index_report
+    from .settings import Settings
+
+    settings = Settings().with_overrides(chunk_chars=args.chunk_chars, chunk_overlap=args.chunk_overlap)
+    progress = None if args.json else _progress_printer(sys.stderr)
+    report = build_index_report(args.paths or ["docs"], args.index, args.model, settings=settings, progress=progress)
+    if args.json:
+        _print_json({"info": report.info, "errors": [{"path": e.path, "reason": e.reason} for e in report.errors]})
+        return 0
+    for e in report.errors:
+        print(f"skipped {e}", file=sys.stderr)
+    i = report.info
+    print(f"indexed {i.documents} document(s), {i.chunks} chunk(s) with {i.model} in {i.seconds:.1f}s -> {args.index}")
+    return 0
+
+
+def _format_answer(ans: Answer) -> str:
+    if not ans.found:
+        lines = [ans.text]
+        if ans.passages:
+            lines.append("Closest passages (not an answer; judge for yourself):")
+            for h in ans.passages[:3]:
+                lines.append(f"  - {h.source} [{h.start}:{h.end}] {h.text[:120]}")
+        return "\n".join(lines)
+    lines = []
+    if ans.span:
+        lines.append(f"Answer: {ans.span}")
+    lines.append(f"{ans.text} [1]")
+    lines.append("")
+    for c in ans.citations:
+        lines.append(f"[{c.n}] {c.source} [{c.start}:{c.end}] \"{c.quote}\"")
+    return "\n".join(lines)
+
+
+def _cmd_ask(args: argparse.Namespace) -> int:
+    from .pipeline import load
+
+    qa = load(args.index, model=args.model)
+    ans = qa.ask(args.question, k=args.k, mode=args.mode)
+    if args.json:
+        _print_json(ans)
+    else:
+        print(_format_answer(ans))
+    return 0
+
+
+def _format_hit(h: Hit) -> str:
+    return f"{h.rank}. {h.score:.3f} {h.source} [{h.start}:{h.end}] (bm25 {h.bm25_score:.2f}, dense {h.dense_score:.2f})\n   {h.text[:200]}"
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from .pipeline import load
+
+    qa = load(args.index, model=args.model)
+    hits = qa.search(args.question, k=args.k, mode=args.mode)
+    if args.json:
+        _print_json(hits)
+    else:
+        print("\n".join(_format_hit(h) for h in hits) if hits else "no results")
+    return 0
+
+
+def _cmd_clean(args: argparse.Namespace) -> int:
+    from .pipeline import clean_file
+
+    doc = clean_file(args.file)
+    if args.json:
+        _print_json({"source": doc.source, "encoding": doc.encoding, "sha256": doc.sha256, "text": doc.text,
+                     "report": {"original_chars": doc.report.original_chars,
+                                "cleaned_chars": doc.report.cleaned_chars,
+                                "removed_chars": doc.report.removed_chars,
+                                "by_reason": doc.report.chars_by_reason(),
+                                "edits": [to_jsonable(e) for e in doc.report.edits]}})
+        return 0
+    print(doc.report.summary())
+    if args.text:
+        print()
+        print(doc.text)
+    if args.verbose:
+        print()
+        for e in doc.report.edits:
+            if e.reason != "whitespace":
+                print(f"  [{e.start}:{e.end}] {e.reason}: {e.removed!r}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Extractive, cited answers from your documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def index_args(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--index", default="index", help="index folder (default: index)")
+        p.add_argument("--model", default=None, help="embedding model name or path (default: the index's)")
+        p.add_argument("--json", action="store_true", help="print JSON")
+
+    b = sub.add_parser("build", help="build the index from files and folders")
+    b.add_argument("paths", nargs="*", help="files or folders (default: docs)")
+    index_args(b)
+    b.add_argument("--chunk-chars", type=int, default=None, help="target chunk size in characters")
+    b.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap in characters")
+    b.set_defaults(func=_cmd_build)
+
+    for name, func, helptext in (("ask", _cmd_ask, "answer a question"), ("search", _cmd_search, "show the best passages")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("question")
+        index_args(p)
+        p.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+        p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: the index's)")
+        p.set_defaults(func=func)
+
+    c = sub.add_parser("clean", help="show what cleaning removes from a file")
+    c.add_argument("file")
+    c.add_argument("--json", action="store_true", help="print JSON (text, report, every edit)")
+    c.add_argument("--text", action="store_true", help="also print the cleaned text")
+    c.add_argument("-v", "--verbose", action="store_true", help="list every removal")
+    c.set_defaults(func=_cmd_clean)
+
+    try:
+        from .evaluate import add_eval_parser
+    except ImportError:
+        pass
+    else:
+        add_eval_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

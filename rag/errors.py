@@ -1,0 +1,48 @@
+"""Typed errors. Every message names the file or value at fault and the reason."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class of every error :mod:`rag` raises on purpose."""
+
+
+class DocumentError(RagError):
+    """A document could not be read or used."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class NoDocumentsError(RagError):
+    """A build found nothing it could index."""
+
+
+class IndexError_(RagError):
+    """An index is missing, corrupt, or incompatible."""
+
+
+class IndexNotFoundError(IndexError_):
+    pass
+
+
+class IndexCorruptError(IndexError_):
+    pass
+
+
+class IndexIncompatibleError(IndexError_):
+    """The index was built with another model, dimension or format: rebuild needed."""
+
+
+class ModelError(RagError):
+    """The embedding model could not be loaded."""
+
+
+class QueryError(RagError):
+    """A question or search argument is not usable (empty, too long, bad k)."""
+
+
+class SourceNotFoundError(RagError):
+    """A source asked for is not in the index."""

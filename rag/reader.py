@@ -1,0 +1,302 @@
+"""The extractive reader: from retrieved chunks to the answering sentence, its short span,
+numbered citations, and a decision to answer or to say the documents do not.
+
+Sentences of the retrieved chunks are ranked by how much of the question they cover
+(IDF-weighted words and Han bigrams in matching form), how much their chunk covers, what
+kind of answer the question wants (a number, a date, ...) and the chunk's retrieval score.
+A question whose salient words occur nowhere in the corpus, or that nothing covers, is
+refused. When the question and the documents are in different languages, the model's dense
+similarity decides instead of word overlap.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .chunking import Span, split_sentences
+from .embedding import Embedder
+from .normalize import cjk_share, fold
+from .question import Question, parse_question
+from .types import Answer, Citation, Document, Hit
+
+NOT_FOUND = "The documents do not answer this question. / 文档中没有找到答案。"
+
+_NUM = r"\d+(?:[.,]\d+)*"
+_UNIT = (
+    r"(?:万亿|亿|万|千|百)?多?(?:%|％|‰|个百分点|个月|个|家|亿元|万元|美元|元|年|月|日|天|人次|万人|人|名|项|批|成|倍|次|岁|"
+    r"公里|千米|米|吨|台|辆|户|所|座|条|种|位|件|份|场|届|期|小时|分钟|秒|平方公里|公顷|亩|部|本|篇|张|只|头|股|点)?"
+)
+_NUMBER_RE = re.compile(rf"(?:第)?{_NUM}\s*{_UNIT}|第[一二三四五六七八九十百千两]+[批届次个名期代轮]|[一二三四五六七八九十两]+[个家批项成倍]")
+_DATE_RE = re.compile(r"\d{1,4}\s*年(?:\s*\d{1,2}\s*月)?(?:\s*\d{1,2}\s*日)?|\d{1,2}\s*月\s*\d{1,2}\s*日|[一二三四五六七八九〇零十]{2,4}年|\b1\d{3}\b|\b20\d{2}\b")
+_ORDINAL_RE = re.compile(r"第\s*(?:\d+|[一二三四五六七八九十百千两]+)\s*[批届次个名期代轮位季]?")
+_CLAUSE_RE = re.compile(r"[，,。！？!?；;：:（）()“”\"]")
+_EDGE_JUNK = "是为的了在有于和与及达到约近共"
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    """A candidate sentence and why it scored as it did."""
+
+    source: str
+    chunk_id: int
+    start: int
+    end: int
+    text: str
+    score: float
+    coverage: float
+    chunk_coverage: float
+    dense: float
+    hit_rank: int
+
+
+@dataclass(frozen=True)
+class ReaderSettings:
+    """Thresholds of the reader. ``min_coverage``: share of the question's weighted terms the
+    best sentence's chunk must cover; ``max_missing``: share of the question's word weight that
+    may be missing from the whole corpus; ``min_dense``: cosine for cross-language answers."""
+
+    min_coverage: float = 0.2
+    max_missing: float = 0.3
+    min_dense: float = 0.82
+    support_ratio: float = 0.9
+
+
+class Reader:
+    """Answers a question from hits, with document texts and term statistics at hand."""
+
+    def __init__(
+        self,
+        documents: dict[str, Document],
+        document_frequency: Callable[[str], int],
+        n_chunks: int,
+        embedder: Embedder | None,
+        corpus_cjk: float,
+        dense_usable: Callable[[str], bool],
+        settings: ReaderSettings | None = None,
+    ) -> None:
+        self.documents = documents
+        self.df = document_frequency
+        self.n = max(1, n_chunks)
+        self.embedder = embedder
+        self.corpus_cjk = corpus_cjk
+        self.dense_usable = dense_usable
+        self.settings = settings or ReaderSettings()
+
+    def idf(self, term: str) -> float:
+        df = max(1, self.df(term))
+        return math.log((self.n - df + 0.5) / (df + 0.5) + 1.0)
+
+    def read(self, question: str, hits: Sequence[Hit]) -> Answer:
+        q = parse_question(question)
+        hits_cjk = cjk_share(" ".join(h.text for h in hits[:3])) if hits else self.corpus_cjk
+        cross_lingual = abs(q.cjk - hits_cjk) > 0.5
+        weights = {t: self.idf(t) for t in q.terms}
+        missing = self._missing_share(q)
+        sentences = self._candidates(q, hits, weights, cross_lingual)
+        if not sentences:
+            return self._refuse(question, hits, 0.0)
+        best = sentences[0]
+        if cross_lingual and best.chunk_coverage < self.settings.min_coverage:
+            # Question and passages in different languages: only the model's similarity can tell.
+            ok = best.dense >= self.settings.min_dense
+            confidence = best.dense
+        else:
+            ok = best.chunk_coverage >= self.settings.min_coverage and missing <= self.settings.max_missing
+            confidence = best.score * (1.0 - missing)
+        if not ok:
+            return self._refuse(question, hits, confidence)
+        doc = self.documents[best.source]
+        span = extract_span(q, doc.text, best.start, best.end)
+        citations = [Citation(1, best.source, best.chunk_id, best.start, best.end, best.text)]
+        for s in sentences[1:]:
+            if len(citations) >= 3 or s.score < self.settings.support_ratio * best.score:
+                break
+            if span is None or fold(span.quote) not in fold(s.text):
+                continue
+            if any(c.source == s.source and c.start < s.end and s.start < c.end for c in citations):
+                continue
+            citations.append(Citation(len(citations) + 1, s.source, s.chunk_id, s.start, s.end, s.text))
+        span_citation = (
+            Citation(1, best.source, best.chunk_id, span.start, span.end, span.quote) if span is not None else None
+        )
+        return Answer(
+            question=question,
+            found=True,
+            text=best.text,
+            span=span.quote if span else None,
+            score=round(float(confidence), 4),
+            citations=tuple(citations),
+            span_citation=span_citation,
+            passages=tuple(hits),
+        )
+
+    def _refuse(self, question: str, hits: Sequence[Hit], confidence: float) -> Answer:
+        return Answer(question, False, NOT_FOUND, None, round(float(confidence), 4), (), None, tuple(hits))
+
+    def _missing_share(self, q: Question) -> float:
+        """Share of the question's weight held by names, places, figures and acronyms that
+        occur nowhere in the corpus."""
+        content = [w for w in dict.fromkeys(q.words) if len(w) > 1 or not re.fullmatch(r"[\u3400-\u9fff]", w)]
+        if not content or not q.salient:
+            return 0.0
+        total = sum(self.idf(w) for w in content) or 1.0
+        missing = 0.0
+        for w in q.salient:
+            if self._occurs(w):
+                continue
+            missing += self.idf(w)
+        return min(1.0, missing / total)
+
+    def _occurs(self, word: str) -> bool:
+        if self.df(word) > 0 or self._seen_as_bigrams(word):
+            return True
+        # Latin words and figures: jieba may split them differently ("5.8%" vs "5.8").
+        parts = re.findall(r"[a-z0-9]+", word)
+        return bool(parts) and all(self.df(p) > 0 for p in parts)
+
+    def _seen_as_bigrams(self, word: str) -> bool:
+        """A Han word jieba segmented differently in the corpus still counts if its bigrams occur."""
+        if len(word) < 2 or not re.fullmatch(r"[\u3400-\u9fff]+", word):
+            return False
+        return all(self.df(word[i:i + 2]) > 0 for i in range(len(word) - 1))
+
+    def _candidates(
+        self, q: Question, hits: Sequence[Hit], weights: dict[str, float], cross_lingual: bool
+    ) -> list[ScoredSentence]:
+        total = sum(weights.values()) or 1.0
+        top_score = max((h.score for h in hits), default=0.0) or 1.0
+        raw: list[tuple[Hit, Span, str, float, float]] = []
+        seen: set[tuple[str, int, int]] = set()
+        for h in hits:
+            doc = self.documents.get(h.source)
+            if doc is None:
+                continue
+            chunk_fold = fold(h.text)
+            chunk_cov = sum(w for t, w in weights.items() if t in chunk_fold) / total
+            for sp in split_sentences(doc.text, h.start, h.end):
+                key = (h.source, sp.start, sp.end)
+                if key in seen:
+                    continue
+                seen.add(key)
+                s_fold = fold(doc.text[sp.start:sp.end])
+                cov = sum(w for t, w in weights.items() if t in s_fold) / total
+                raw.append((h, sp, s_fold, cov, chunk_cov))
+        if not raw:
+            return []
+        dense = np.zeros(len(raw), dtype=np.float32)
+        best_cov = max(r[3] for r in raw)
+        if self.embedder is not None and (cross_lingual or best_cov < 0.5) and self.dense_usable(q.text):
+            texts = [self.documents[h.source].text[sp.start:sp.end] for h, sp, *_ in raw]
+            qv = self.embedder.encode([q.text], kind="query")[0]
+            dense = self.embedder.encode(texts, kind="passage") @ qv
+        out: list[ScoredSentence] = []
+        for i, (h, sp, s_fold, cov, chunk_cov) in enumerate(raw):
+            text = self.documents[h.source].text[sp.start:sp.end]
+            if cross_lingual:
+                score = float(dense[i]) + 0.05 * h.score / top_score
+            else:
+                score = 0.65 * cov + 0.15 * chunk_cov + 0.1 * (h.score / top_score) + _kind_bonus(q, text)
+                if dense[i]:
+                    score += 0.3 * float(dense[i])
+            out.append(
+                ScoredSentence(h.source, h.chunk_id, sp.start, sp.end, text, score, cov, chunk_cov, float(dense[i]), h.rank)
+            )
+        out.sort(key=lambda s: (-s.score, s.hit_rank, s.start))
+        return out
+
+
+def _kind_bonus(q: Question, sentence: str) -> float:
+    if q.kind in ("number", "date", "ordinal"):
+        pattern = {"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE}[q.kind]
+        found = [m.group() for m in pattern.finditer(fold(sentence)) if m.group() not in q.folded]
+        return 0.08 if found else -0.1
+    return 0.0
+
+
+@dataclass(frozen=True)
+class SpanMatch:
+    start: int
+    end: int
+    quote: str
+
+
+def extract_span(q: Question, text: str, start: int, end: int) -> SpanMatch | None:
+    """The short answer inside ``text[start:end]``, or None when it cannot be placed with care."""
+    sentence = text[start:end]
+    s_fold = fold(sentence)
+    left_end = _anchor_left(q.left, s_fold)
+    right_start = _anchor_right(q.right, s_fold, left_end if left_end is not None else 0)
+    if q.kind in ("number", "date", "ordinal"):
+        pattern = {"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE}[q.kind]
+        cands = [m for m in pattern.finditer(s_fold) if m.group() not in q.folded]
+        if not cands:
+            return None
+        anchor = left_end if left_end is not None else (right_start if right_start is not None else 0)
+        m = min(cands, key=lambda m: (abs(m.start() - anchor) if m.start() >= anchor else 3 * (anchor - m.end()) + 1))
+        return _make(text, start, m.start(), m.end())
+    if q.kind != "entity":
+        return None
+    if left_end is not None and right_start is not None and right_start > left_end:
+        return _trimmed(text, start, sentence, left_end, right_start)
+    if right_start is not None and not q.left:
+        clause = max((m.end() for m in _CLAUSE_RE.finditer(sentence, 0, right_start)), default=0)
+        return _trimmed(text, start, sentence, clause, right_start, strip_digits=True)
+    if left_end is not None and not q.right:
+        nxt = _CLAUSE_RE.search(sentence, left_end)
+        return _trimmed(text, start, sentence, left_end, nxt.start() if nxt else len(sentence))
+    return None
+
+
+def _anchor_left(left: str, s_fold: str) -> int | None:
+    """End of the longest suffix (2+ characters) of the question's left context in the sentence."""
+    for trim in range(0, min(3, max(0, len(left) - 2)) + 1):
+        tail = left[: len(left) - trim]
+        for n in range(min(len(tail), 12), 1, -1):
+            i = s_fold.find(tail[-n:])
+            if i >= 0:
+                return i + n
+    return None
+
+
+def _anchor_right(right: str, s_fold: str, after: int) -> int | None:
+    """Start of the longest prefix of the question's right context found in the sentence.
+    A numeral the question wrote differently (四 for 4) may be skipped at the front."""
+    for skip in (0, 1):
+        r = right[skip:]
+        for n in range(min(len(r), 12), 1, -1):
+            i = s_fold.find(r[:n], after)
+            if i >= 0:
+                return i
+    return None
+
+
+def _trimmed(text: str, base: int, sentence: str, a: int, b: int, strip_digits: bool = False) -> SpanMatch | None:
+    while a < b and (sentence[a].isspace() or sentence[a] in _EDGE_JUNK or _CLAUSE_RE.match(sentence[a])):
+        a += 1
+    while b > a and (sentence[b - 1].isspace() or sentence[b - 1] in "的了等" or _CLAUSE_RE.match(sentence[b - 1])
+                     or (strip_digits and sentence[b - 1].isdigit())):
+        b -= 1
+    if b - a < 1 or b - a > 30 or _CLAUSE_RE.search(sentence, a, b):
+        return None
+    return _make(text, base, a, b)
+
+
+def _make(text: str, base: int, a: int, b: int) -> SpanMatch:
+    return SpanMatch(base + a, base + b, text[base + a: base + b])
+
+
+def corpus_cjk_share(documents: dict[str, Document], sample_chars: int = 200_000) -> float:
+    """Share of Han letters in the corpus (sampled), to tell cross-language questions."""
+    budget = sample_chars
+    parts: list[str] = []
+    for d in documents.values():
+        parts.append(d.text[: max(0, budget)])
+        budget -= len(parts[-1])
+        if budget <= 0:
+            break
+    return cjk_share("".join(parts))

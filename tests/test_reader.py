@@ -1,0 +1,49 @@
+import pytest
+
+from rag.question import parse_question, salient_words
+from rag.reader import extract_span
+
+
+@pytest.mark.parametrize(
+    "question,kind",
+    [
+        ("前三季度规模以上工业增加值同比增长多少？", "number"),
+        ("将建成第几批专板？", "ordinal"),
+        ("关兵是哪个研究所的所长？", "entity"),
+        ("该公司成立于哪一年？", "date"),
+        ("How many centres are there?", "number"),
+        ("Tell me about it", "other"),
+    ],
+)
+def test_question_kind(question, kind):
+    assert parse_question(question).kind == kind
+
+
+def test_salient_words():
+    assert "gdp" in salient_words("今年全国GDP同比增长多少？")
+    assert "灵璧县" in salient_words("灵璧县属于哪个省？")
+    assert "担任" not in salient_words("赵志国在工信部担任什么职务？")
+
+
+@pytest.mark.parametrize(
+    "question,sentence,span",
+    [
+        ("前三季度规模以上工业增加值同比增长多少？", "前三季度規模以上工業增加值同比增長5.8%,裝備制造業增長較快。", "5.8%"),
+        ("工业投资连续几个月保持两位数增长？", "工業投資連續8個月保持兩位數增長。", "8個月"),
+        ("國家技術轉移區域中心有幾個？", "培育國家技術轉移示范機構420家、國家技術轉移區域中心12個;", "12個"),
+        ("将建成第几批区域性股权市场专板？", "盡快建成第三批區域性股權市場專板,優化實施。", "第三批"),
+        ("哪四个行业对工业生产增长的贡献率接近一半？", "電子、有色、化工、汽車4個行業對工業生產增長的貢獻率接近一半,", "電子、有色、化工、汽車"),
+    ],
+)
+def test_extract_span(question, sentence, span):
+    text = "前文。" + sentence
+    m = extract_span(parse_question(question), text, 3, len(text))
+    assert m is not None and m.quote == span
+    assert text[m.start:m.end] == m.quote
+
+
+def test_no_span_when_unsure():
+    q = parse_question("赵志国在工信部担任什么职务？")
+    text = "工信部總工程師趙志國表示,下一步將聚焦加快推進新型工業化。"
+    m = extract_span(q, text, 0, len(text))
+    assert m is None or text[m.start:m.end] == m.quote
