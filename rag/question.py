@@ -11,10 +11,10 @@ from .normalize import cjk_share, fold
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
 # Question words in matching form, longest first. The kind says what the answer looks like.
-_WH_NUMBER = r"百分之几|多少|几|多大|多高|多长|多久|多远|多重|多快|how many|how much|what percentage|how long|how old|how far"
-_WH_DATE = r"哪一年|哪年|哪一天|何时|什么时候|几月|几号|when|what year|which year"
+_WH_NUMBER = r"百分之几|多少|几|多大|多高|多长|多久|多远|多重|多快|多么|how many|how much|what percentage|how long|how old|how far"
+_WH_DATE = r"哪一年代|哪个年代|哪一年|哪年|哪一天|哪天|何年|何时|何日|什么时候|什么时间|几世纪|几月|几号|when|what year|which year"
 _WH_ORDINAL = r"第几"
-_WH_ENTITY = r"哪一个|哪个|哪些|哪家|哪位|哪里|哪儿|哪|什么|谁|何人|何地|which|what|who|whom|where"
+_WH_ENTITY = r"哪一个|哪一种|哪一位|哪个|哪些|哪家|哪位|哪种|哪里|哪儿|哪|什么|甚么|谁|何人|何地|何处|何种|为何|何|which|what|who|whom|where"
 _WH_RE = re.compile(rf"(?P<date>{_WH_DATE})|(?P<ordinal>{_WH_ORDINAL})|(?P<number>{_WH_NUMBER})|(?P<entity>{_WH_ENTITY})")
 
 

@@ -32,10 +32,12 @@ _UNIT = (
     r"公里|千米|米|吨|台|辆|户|所|座|条|种|位|件|份|场|届|期|小时|分钟|秒|平方公里|公顷|亩|部|本|篇|张|只|头|股|点)?"
 )
 _NUMBER_RE = re.compile(rf"(?:第)?{_NUM}\s*{_UNIT}|第[一二三四五六七八九十百千两]+[批届次个名期代轮]|[一二三四五六七八九十两]+[个家批项成倍]")
-_DATE_RE = re.compile(r"\d{1,4}\s*年(?:\s*\d{1,2}\s*月)?(?:\s*\d{1,2}\s*日)?|\d{1,2}\s*月\s*\d{1,2}\s*日|[一二三四五六七八九〇零十]{2,4}年|\b1\d{3}\b|\b20\d{2}\b")
+_DATE_RE = re.compile(r"\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|点|时)|\d{1,4}\s*年(?:\s*\d{1,2}\s*月)?(?:\s*\d{1,2}\s*日)?|\d{1,2}\s*月\s*\d{1,2}\s*日|[一二三四五六七八九〇零十]{2,4}年|\b1\d{3}\b|\b20\d{2}\b")
 _ORDINAL_RE = re.compile(r"第\s*(?:\d+|[一二三四五六七八九十百千两]+)\s*[批届次个名期代轮位季]?")
+_TYPED: dict[str, re.Pattern[str]] = {}
 _CLAUSE_RE = re.compile(r"[，,。！？!?；;：:（）()“”\"]")
 _EDGE_JUNK = "是为的了在有于和与及达到约近共"
+_TYPED.update({"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE})
 
 
 @dataclass(frozen=True)
@@ -60,10 +62,15 @@ class ReaderSettings:
     best sentence's chunk must cover; ``max_missing``: share of the question's word weight that
     may be missing from the whole corpus; ``min_dense``: cosine for cross-language answers."""
 
-    min_coverage: float = 0.2
+    min_coverage: float = 0.15
     max_missing: float = 0.3
     min_dense: float = 0.82
     support_ratio: float = 0.9
+    w_cov: float = 0.65
+    w_chunk: float = 0.3
+    w_near: float = 0.0
+    w_rank: float = 0.2
+    w_novelty: float = 0.1
 
 
 class Reader:
@@ -113,27 +120,59 @@ class Reader:
         doc = self.documents[best.source]
         span = extract_span(q, doc.text, best.start, best.end)
         citations = [Citation(1, best.source, best.chunk_id, best.start, best.end, best.text)]
+        text = best.text
+        if span is None:
+            neighbour = self._typed_neighbour(q, doc, best)
+            if neighbour is not None:
+                # The question wants a figure or date the best sentence lacks and the next
+                # (or previous) sentence has: answer with both, each cited.
+                span = extract_span(q, doc.text, neighbour.start, neighbour.end)
+                ncit = Citation(2, best.source, best.chunk_id, neighbour.start, neighbour.end,
+                                doc.text[neighbour.start:neighbour.end])
+                if neighbour.start < best.start:
+                    citations = [Citation(1, *_loc(ncit)), Citation(2, *_loc(citations[0]))]
+                else:
+                    citations.append(ncit)
+                text = " ".join(c.quote for c in citations)
         for s in sentences[1:]:
-            if len(citations) >= 3 or s.score < self.settings.support_ratio * best.score:
+            if len(citations) >= 4 or s.score < self.settings.support_ratio * best.score:
                 break
             if span is None or fold(span.quote) not in fold(s.text):
                 continue
             if any(c.source == s.source and c.start < s.end and s.start < c.end for c in citations):
                 continue
             citations.append(Citation(len(citations) + 1, s.source, s.chunk_id, s.start, s.end, s.text))
-        span_citation = (
-            Citation(1, best.source, best.chunk_id, span.start, span.end, span.quote) if span is not None else None
-        )
+        span_citation = None
+        if span is not None:
+            holder = next(c for c in citations if c.start <= span.start and span.end <= c.end)
+            span_citation = Citation(holder.n, holder.source, holder.chunk_id, span.start, span.end, span.quote)
         return Answer(
             question=question,
             found=True,
-            text=best.text,
+            text=text,
             span=span.quote if span else None,
             score=round(float(confidence), 4),
             citations=tuple(citations),
             span_citation=span_citation,
             passages=tuple(hits),
         )
+
+    def _typed_neighbour(self, q: Question, doc: Document, best: "ScoredSentence") -> Span | None:
+        if q.kind not in _TYPED:
+            return None
+        pattern = _TYPED[q.kind]
+        if any(m.group() not in q.folded for m in pattern.finditer(fold(best.text))):
+            return None
+        around = split_sentences(doc.text, max(0, best.start - 400), min(len(doc.text), best.end + 400))
+        idx = next((i for i, sp in enumerate(around) if sp.start <= best.start < sp.end), None)
+        if idx is None:
+            return None
+        for j in (idx + 1, idx - 1):
+            if 0 <= j < len(around):
+                sp = around[j]
+                if any(m.group() not in q.folded for m in pattern.finditer(fold(doc.text[sp.start:sp.end]))):
+                    return sp
+        return None
 
     def _refuse(self, question: str, hits: Sequence[Hit], confidence: float) -> Answer:
         return Answer(question, False, NOT_FOUND, None, round(float(confidence), 4), (), None, tuple(hits))
@@ -170,7 +209,7 @@ class Reader:
     ) -> list[ScoredSentence]:
         total = sum(weights.values()) or 1.0
         top_score = max((h.score for h in hits), default=0.0) or 1.0
-        raw: list[tuple[Hit, Span, str, float, float]] = []
+        raw: list[tuple[Hit, Span, str, float, float, float, float]] = []
         seen: set[tuple[str, int, int]] = set()
         for h in hits:
             doc = self.documents.get(h.source)
@@ -178,14 +217,16 @@ class Reader:
                 continue
             chunk_fold = fold(h.text)
             chunk_cov = sum(w for t, w in weights.items() if t in chunk_fold) / total
-            for sp in split_sentences(doc.text, h.start, h.end):
+            spans = split_sentences(doc.text, h.start, h.end)
+            folds = [fold(doc.text[sp.start:sp.end]) for sp in spans]
+            covs = [sum(w for t, w in weights.items() if t in f) / total for f in folds]
+            for i, sp in enumerate(spans):
                 key = (h.source, sp.start, sp.end)
                 if key in seen:
                     continue
                 seen.add(key)
-                s_fold = fold(doc.text[sp.start:sp.end])
-                cov = sum(w for t, w in weights.items() if t in s_fold) / total
-                raw.append((h, sp, s_fold, cov, chunk_cov))
+                near = max(covs[i - 1] if i > 0 else 0.0, covs[i + 1] if i + 1 < len(covs) else 0.0)
+                raw.append((h, sp, folds[i], covs[i], chunk_cov, near, _novelty(folds[i], q.terms)))
         if not raw:
             return []
         dense = np.zeros(len(raw), dtype=np.float32)
@@ -195,12 +236,16 @@ class Reader:
             qv = self.embedder.encode([q.text], kind="query")[0]
             dense = self.embedder.encode(texts, kind="passage") @ qv
         out: list[ScoredSentence] = []
-        for i, (h, sp, s_fold, cov, chunk_cov) in enumerate(raw):
+        st = self.settings
+        for i, (h, sp, s_fold, cov, chunk_cov, near, novelty) in enumerate(raw):
             text = self.documents[h.source].text[sp.start:sp.end]
             if cross_lingual:
                 score = float(dense[i]) + 0.05 * h.score / top_score
             else:
-                score = 0.65 * cov + 0.15 * chunk_cov + 0.1 * (h.score / top_score) + _kind_bonus(q, text)
+                score = (
+                    st.w_cov * cov + st.w_chunk * chunk_cov + st.w_near * near + st.w_rank * (h.score / top_score)
+                    + _kind_bonus(q, text) - (st.w_novelty if novelty < 0.25 else 0.0)
+                )
                 if dense[i]:
                     score += 0.3 * float(dense[i])
             out.append(
@@ -208,6 +253,25 @@ class Reader:
             )
         out.sort(key=lambda s: (-s.score, s.hit_rank, s.start))
         return out
+
+
+def _novelty(s_fold: str, terms: Sequence[str]) -> float:
+    """Share of the sentence's characters that the question's terms do not cover: a sentence
+    that only repeats the question has no answer to give."""
+    letters = [i for i, ch in enumerate(s_fold) if ch.isalnum()]
+    if not letters:
+        return 0.0
+    covered = bytearray(len(s_fold))
+    for t in terms:
+        start = s_fold.find(t)
+        while start >= 0:
+            covered[start:start + len(t)] = b"\x01" * len(t)
+            start = s_fold.find(t, start + 1)
+    return sum(1 for i in letters if not covered[i]) / len(letters)
+
+
+def _loc(c: Citation) -> tuple[str, int, int, int, str]:
+    return c.source, c.chunk_id, c.start, c.end, c.quote
 
 
 def _kind_bonus(q: Question, sentence: str) -> float:
