@@ -3,13 +3,12 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test test-fast index clean-venv
+.PHONY: setup run test test-fast test-browser browser-deps index clean-venv
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first, pinned: pip takes the CPU build from the local wheel store.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
@@ -23,7 +22,7 @@ index: setup
 run: setup
 	$(BIN)/python app.py
 
-test: setup
+test: setup browser-deps
 	$(BIN)/python -m pytest -q
 
 test-fast: setup
@@ -31,3 +30,9 @@ test-fast: setup
 
 clean-venv:
 	rm -rf $(VENV)
+
+browser-deps:
+	bash scripts/install_browser.sh
+
+test-browser: setup
+	$(BIN)/python -m pytest -q -s -m browser

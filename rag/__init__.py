@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 from .errors import RagError
+from .lifecycle import (
+    BuildReport,
+    Duplicate,
+    IndexStatus,
+    add_documents,
+    add_texts,
+    index_status,
+    remove_documents,
+    update_index,
+)
+from .neardup import NearDuplicate
 from .pipeline import QA, build_index, build_index_from_texts, clean_file, load
 from .settings import Settings
+from .store import LoadWarning
 from .types import Answer, Chunk, Citation, CleaningReport, Document, Hit, IndexInfo
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BuildReport",
+    "Duplicate",
+    "IndexStatus",
+    "LoadWarning",
+    "NearDuplicate",
+    "add_documents",
+    "add_texts",
+    "index_status",
+    "remove_documents",
+    "update_index",
     "QA",
     "Answer",
     "Chunk",

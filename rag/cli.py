@@ -1,4 +1,4 @@
-"""Command line: ``python -m rag build|ask|search|clean|eval``.
+"""Command line: ``python -m rag build|add|remove|status|ask|search|clean|eval``.
 
 Errors the user can fix are printed as one line on stderr with exit code 1; no traceback.
 """
@@ -37,20 +37,109 @@ def _print_json(obj: Any) -> None:
     print(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2))
 
 
-def _cmd_build(args: argparse.Namespace) -> int:
-    from .pipeline import build_index_report
+def _settings_overrides(args: argparse.Namespace) -> Any:
     from .settings import Settings
 
-    settings = Settings().with_overrides(chunk_chars=args.chunk_chars, chunk_overlap=args.chunk_overlap)
-    progress = None if args.json else _progress_printer(sys.stderr)
-    report = build_index_report(args.paths or ["docs"], args.index, args.model, settings=settings, progress=progress)
-    if args.json:
-        _print_json({"info": report.info, "errors": [{"path": e.path, "reason": e.reason} for e in report.errors]})
-        return 0
+    if args.chunk_chars is None and args.chunk_overlap is None:
+        return None  # the index's settings, or the defaults for a new index
+    return Settings().with_overrides(chunk_chars=args.chunk_chars, chunk_overlap=args.chunk_overlap)
+
+
+def _print_report(report: Any, index: str, verb: str) -> None:
     for e in report.errors:
         print(f"skipped {e}", file=sys.stderr)
+    for w in report.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    for d in report.duplicates:
+        print(f"duplicate: {d.source} has the same content as {d.same_as} (indexed once)", file=sys.stderr)
+    for n in report.near_duplicates:
+        print(f"near-duplicate: {n.source} ~ {n.similar_to} (Jaccard {n.jaccard:.2f})", file=sys.stderr)
     i = report.info
-    print(f"indexed {i.documents} document(s), {i.chunks} chunk(s) with {i.model} in {i.seconds:.1f}s -> {args.index}")
+    if not report.published:
+        print(f"index is up to date: {i.documents} document(s), {i.chunks} chunk(s) with {i.model} -> {index}")
+        return
+    changes = (f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
+               f"{len(report.unchanged)} unchanged; {report.embedded_chunks} chunk(s) embedded, "
+               f"{report.reused_chunks} reused")
+    print(f"{verb} {i.documents} document(s), {i.chunks} chunk(s) with {i.model} in {i.seconds:.1f}s -> {index} ({changes})")
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    return {
+        "info": to_jsonable(report.info),
+        "errors": [{"path": e.path, "reason": e.reason} for e in report.errors],
+        "added": report.added, "updated": report.updated, "removed": report.removed,
+        "unchanged": len(report.unchanged),
+        "duplicates": [to_jsonable(d) for d in report.duplicates],
+        "near_duplicates": [to_jsonable(n) for n in report.near_duplicates],
+        "embedded_chunks": report.embedded_chunks, "reused_chunks": report.reused_chunks,
+        "full": report.full, "published": report.published, "warnings": report.warnings,
+    }
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    from .pipeline import build_index_report
+
+    progress = None if args.json else _progress_printer(sys.stderr)
+    report = build_index_report(args.paths or ["docs"], args.index, args.model, settings=_settings_overrides(args),
+                                progress=progress, full=args.full)
+    if args.json:
+        _print_json(_report_json(report))
+        return 0
+    _print_report(report, args.index, "indexed")
+    return 0
+
+
+def _cmd_add(args: argparse.Namespace) -> int:
+    from .lifecycle import add_documents
+
+    progress = None if args.json else _progress_printer(sys.stderr)
+    report = add_documents(args.paths, args.index, args.model, progress, settings=_settings_overrides(args), full=args.full)
+    if args.json:
+        _print_json(_report_json(report))
+        return 0
+    _print_report(report, args.index, "index holds")
+    return 0
+
+
+def _cmd_remove(args: argparse.Namespace) -> int:
+    from .lifecycle import remove_documents
+
+    report = remove_documents(args.sources, args.index)
+    if args.json:
+        _print_json(_report_json(report))
+        return 0
+    for e in report.errors:
+        print(f"not removed: {e}", file=sys.stderr)
+    i = report.info
+    print(f"removed {len(report.removed)} document(s): {i.documents} document(s), {i.chunks} chunk(s) left in {args.index}")
+    return 0
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from .lifecycle import index_status
+
+    st = index_status(args.index, args.paths, verify=args.verify)
+    if args.json:
+        _print_json(st)
+        return 0 if st.exists else 1
+    if not st.exists:
+        print(f"no usable index at {args.index}: {st.problem}")
+        if st.new:
+            print(f"{len(st.new)} file(s) to index; run: python -m rag build")
+        return 1
+    print(f"index {args.index} ({st.version}): {st.documents} document(s), {st.chunks} chunk(s), model {st.model}, built {st.created}")
+    if st.warning:
+        print(f"warning: {st.warning}")
+    for d in st.duplicates:
+        print(f"  duplicate: {d.source} = {d.same_as}")
+    for n in st.near_duplicates:
+        print(f"  near-duplicate: {n.source} ~ {n.similar_to} (Jaccard {n.jaccard:.2f})")
+    if args.paths:
+        for label, names in (("new", st.new), ("changed", st.changed), ("removed", st.removed)):
+            for name in names:
+                print(f"  {label}: {name}")
+        print("stale: run python -m rag build to update" if st.stale else "up to date with its files")
     return 0
 
 
@@ -133,12 +222,34 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--model", default=None, help="embedding model name or path (default: the index's)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
-    b = sub.add_parser("build", help="build the index from files and folders")
+    b = sub.add_parser("build", help="bring the index in line with files and folders (incremental)")
     b.add_argument("paths", nargs="*", help="files or folders (default: docs)")
     index_args(b)
     b.add_argument("--chunk-chars", type=int, default=None, help="target chunk size in characters")
     b.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap in characters")
+    b.add_argument("--full", action="store_true", help="re-read and re-embed everything")
     b.set_defaults(func=_cmd_build)
+
+    a = sub.add_parser("add", help="add files and folders to the index (changed ones are re-embedded)")
+    a.add_argument("paths", nargs="+", help="files or folders")
+    index_args(a)
+    a.add_argument("--chunk-chars", type=int, default=None, help="target chunk size in characters")
+    a.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap in characters")
+    a.add_argument("--full", action="store_true", help="rebuild in full (needed to change model or chunking)")
+    a.set_defaults(func=_cmd_add)
+
+    r = sub.add_parser("remove", help="remove documents from the index by source name, path or folder")
+    r.add_argument("sources", nargs="+", help="source names as the index records them, paths, or folders")
+    r.add_argument("--index", default="index", help="index folder (default: index)")
+    r.add_argument("--json", action="store_true", help="print JSON")
+    r.set_defaults(func=_cmd_remove)
+
+    st = sub.add_parser("status", help="what the index holds, and which files are new, changed or removed")
+    st.add_argument("paths", nargs="*", help="files or folders to compare with the index")
+    st.add_argument("--index", default="index", help="index folder (default: index)")
+    st.add_argument("--verify", action="store_true", help="check every index file against its checksum")
+    st.add_argument("--json", action="store_true", help="print JSON")
+    st.set_defaults(func=_cmd_status)
 
     for name, func, helptext in (("ask", _cmd_ask, "answer a question"), ("search", _cmd_search, "show the best passages")):
         p = sub.add_parser(name, help=helptext)

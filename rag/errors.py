@@ -36,6 +36,10 @@ class IndexIncompatibleError(IndexError_):
     """The index was built with another model, dimension or format: rebuild needed."""
 
 
+class IndexLockedError(IndexError_):
+    """Another writer holds the index's lock for longer than we were willing to wait."""
+
+
 class ModelError(RagError):
     """The embedding model could not be loaded."""
 

@@ -87,12 +87,16 @@ class BM25Index:
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> "BM25Index":
+        return cls.fit_tokens([tokenize(t) for t in texts])
+
+    @classmethod
+    def fit_tokens(cls, corpus: Sequence[Sequence[str]]) -> "BM25Index":
+        """Index chunks already tokenised with :func:`tokenize` (an empty chunk gets a placeholder)."""
         import bm25s
 
-        corpus = [tokenize(t) or ["\u2400"] for t in texts]
         retriever = bm25s.BM25()
-        retriever.index(corpus, show_progress=False)
-        return cls(retriever, len(texts))
+        retriever.index([list(t) or ["\u2400"] for t in corpus], show_progress=False)
+        return cls(retriever, len(corpus))
 
     def document_frequency(self, term: str) -> int:
         """In how many chunks ``term`` (matching form) occurs."""

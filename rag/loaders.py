@@ -1,7 +1,9 @@
-"""From paths to decoded text: which files, which encoding, how big.
+"""From paths to text: which files, which encoding or format, how big.
 
-Encodings are detected, never assumed, and never decoded lossily: a file that cannot be
-decoded exactly is refused with its name and the reason.
+Plain text (``.txt``, ``.md``) is decoded with its encoding detected, never assumed, and never
+lossily: a file that cannot be decoded exactly is refused with its name and the reason. HTML,
+PDF and Word files go through :mod:`rag.extractors`. Every refusal is a :class:`DocumentError`
+naming the file, so one bad file never stops the others.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import codecs
 import hashlib
 import os
+import re
+import stat
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -16,9 +20,12 @@ from pathlib import Path
 
 from charset_normalizer import from_bytes
 
+from . import extractors
 from .errors import DocumentError
 
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md")
+TEXT_SUFFIXES: tuple[str, ...] = (".txt", ".md")
+HTML_SUFFIXES: tuple[str, ...] = (".html", ".htm")
+SUPPORTED_SUFFIXES: tuple[str, ...] = TEXT_SUFFIXES + HTML_SUFFIXES + (".pdf", ".docx")
 
 # Encodings we accept as a detector's answer, mapped to the codec we decode with. GB2312 and
 # GBK are subsets of GB18030, and Big5 is decoded with Python's big5hkscs superset.
@@ -81,14 +88,21 @@ def collect_paths(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], 
             problems.append(DocumentError(str(p), "no such file or folder"))
         elif p.is_dir():
             root = p.resolve()
+            links: list[Path] = []
             for child in sorted(p.rglob("*")):
-                if child.is_dir() or child.suffix.lower() not in SUPPORTED_SUFFIXES:
-                    continue
                 if any(part.startswith(".") for part in child.relative_to(p).parts):
                     continue
                 if child.is_symlink() and not _inside(child.resolve(), root):
-                    problems.append(DocumentError(str(child), "symbolic link points outside the corpus folder"))
+                    if child.is_dir() or child.suffix.lower() in SUPPORTED_SUFFIXES:
+                        problems.append(DocumentError(str(child), "symbolic link points outside the corpus folder"))
                     continue
+                if child.is_dir() or child.suffix.lower() not in SUPPORTED_SUFFIXES:
+                    continue
+                if child.is_symlink():
+                    links.append(child)  # after the real files, so a file is known by its own name
+                else:
+                    add(child)
+            for child in links:
                 add(child)
         elif p.suffix.lower() not in SUPPORTED_SUFFIXES:
             problems.append(
@@ -107,24 +121,76 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def read_document(path: str | os.PathLike[str], *, max_bytes: int, source: str | None = None) -> RawDocument:
-    """Read and decode one file, refusing it with a :class:`DocumentError` when it is unusable."""
+def read_bytes(path: str | os.PathLike[str], *, max_bytes: int, source: str | None = None) -> bytes:
+    """The bytes of one regular file, its size checked against ``max_bytes`` before reading."""
     p = Path(path)
     name = source or source_name(p)
     try:
-        size = p.stat().st_size
+        st = p.stat()
     except OSError as exc:
         raise DocumentError(name, f"cannot read: {exc.strerror or exc}") from exc
-    if size > max_bytes:
-        raise DocumentError(name, f"file is {size} bytes, over the {max_bytes}-byte limit")
+    if not stat.S_ISREG(st.st_mode):
+        raise DocumentError(name, "not a regular file")
+    if st.st_size > max_bytes:
+        raise DocumentError(name, f"file is {st.st_size} bytes, over the {max_bytes}-byte limit")
     try:
-        data = p.read_bytes()
+        with open(p, "rb") as f:
+            data = f.read(max_bytes + 1)
     except OSError as exc:
         raise DocumentError(name, f"cannot read: {exc.strerror or exc}") from exc
-    text, encoding = decode_bytes(data, name)
+    if len(data) > max_bytes:
+        raise DocumentError(name, f"file grew past the {max_bytes}-byte limit while being read")
+    return data
+
+
+def read_document(path: str | os.PathLike[str], *, max_bytes: int, source: str | None = None) -> RawDocument:
+    """Read one file and turn it into text, refusing it with a :class:`DocumentError` when unusable."""
+    p = Path(path)
+    name = source or source_name(p)
+    data = read_bytes(p, max_bytes=max_bytes, source=name)
+    return document_from_bytes(data, p.suffix, name)
+
+
+def document_from_bytes(data: bytes, suffix: str, name: str) -> RawDocument:
+    """Text of a file's bytes by its type (``suffix``): decoded text, or extracted HTML, PDF, DOCX."""
+    if not data.strip():
+        raise DocumentError(name, "file is empty or holds only whitespace")
+    kind = suffix.lower()
+    if kind in TEXT_SUFFIXES or not kind:
+        text, encoding = decode_bytes(data, name)
+    elif kind in HTML_SUFFIXES:
+        html, charset = decode_html(data, name)
+        text, encoding = extractors.html_main_text(html, name), f"html/{charset}"
+    elif kind == ".pdf":
+        text, encoding = extractors.pdf_text(data, name), "pdf"
+    elif kind == ".docx":
+        text, encoding = extractors.docx_text(data, name), "docx"
+    else:
+        raise DocumentError(name, f"unsupported file type {suffix}; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     if not text.strip():
         raise DocumentError(name, "file is empty or holds only whitespace")
     return RawDocument(source=name, text=text, encoding=encoding, sha256=hashlib.sha256(data).hexdigest())
+
+
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_-]+)""", re.IGNORECASE)
+
+
+def decode_html(data: bytes, name: str) -> tuple[str, str]:
+    """Decode an HTML file: by detection like plain text, else by its declared ``<meta charset>``."""
+    try:
+        return decode_bytes(data, name)
+    except DocumentError as detected:
+        m = _META_CHARSET.search(data[:4096])
+        if not m:
+            raise
+        declared = m.group(1).decode("ascii").lower().replace("-", "_")
+        codec = _ACCEPTED.get(declared, declared)
+        try:
+            return data.decode(codec), codec
+        except LookupError:
+            raise DocumentError(name, f"{detected.reason}; its declared charset {declared!r} is unknown") from None
+        except UnicodeDecodeError as exc:
+            raise DocumentError(name, f"invalid {codec} bytes at offset {exc.start} (the declared charset): {exc.reason}") from exc
 
 
 def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
@@ -149,15 +215,15 @@ def decode_bytes(data: bytes, name: str) -> tuple[str, str]:
     # Only the encodings we support are candidates, so garbage finds no match at all.
     matches = from_bytes(data, cp_isolation=list(_CANDIDATES))
     for match in matches:
-        codec = _ACCEPTED.get(match.encoding.lower().replace("-", "_"))
-        if codec is None:
+        accepted = _ACCEPTED.get(match.encoding.lower().replace("-", "_"))
+        if accepted is None:
             continue
         try:
-            text = data.decode(codec)
+            text = data.decode(accepted)
         except UnicodeDecodeError:
             continue
         if _plausible(text):
-            return text, codec
+            return text, accepted
     raise DocumentError(name, "cannot decode as text: not valid UTF-8, GB18030, Big5 or UTF-16")
 
 

@@ -2,51 +2,27 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
-
-from .chunking import chunk_document
-from .clean import clean_text
 from .embedding import Embedder, canonical_name, load_embedder
-from .errors import DocumentError, IndexIncompatibleError, NoDocumentsError, QueryError, SourceNotFoundError
-from .lexical import BM25Index
-from .loaders import collect_paths, read_document
+from .errors import IndexIncompatibleError, QueryError, SourceNotFoundError
+from .lifecycle import BuildReport, Progress, add_texts, clean_raw, sync_index
+from .loaders import read_document
 from .reader import Reader, ReaderSettings, corpus_cjk_share
 from .retriever import Retriever, dense_gate
 from .settings import Settings
-from .store import Manifest, load_index, write_index
-from .types import Answer, Chunk, Document, Hit, IndexInfo
-
-Progress = Callable[[str, int, int], None]
-"""Progress callback: (stage, done, total)."""
+from .store import Manifest, load_index
+from .types import Answer, Document, Hit, IndexInfo
 
 MAX_QUESTION_CHARS = 2000
 
 
-@dataclass(frozen=True)
-class BuildReport:
-    """Documents built and the files refused, each with its reason."""
-
-    info: IndexInfo
-    errors: tuple[DocumentError, ...]
-
-
-def _noop(stage: str, done: int, total: int) -> None:
-    return None
-
-
 def clean_file(path: str | os.PathLike[str], settings: Settings | None = None) -> Document:
-    """Read and clean one file (what ``rag clean FILE`` shows)."""
+    """Read (decode or extract) and clean one file (what ``rag clean FILE`` shows)."""
     settings = settings or Settings()
-    raw = read_document(path, max_bytes=settings.max_file_bytes)
-    doc = clean_text(raw.text, raw.source)
-    return Document(doc.source, doc.text, doc.report, raw.sha256, raw.encoding)
+    return clean_raw(read_document(path, max_bytes=settings.max_file_bytes))
 
 
 def build_index(
@@ -58,15 +34,21 @@ def build_index(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    full: bool = False,
 ) -> IndexInfo:
-    """Read, clean, chunk, embed and index the files and folders in ``paths``.
+    """Make the index hold exactly the files and folders in ``paths``, incrementally.
+
+    Only new and changed documents are embedded; removed ones are dropped (see
+    :func:`rag.lifecycle.sync_index`). ``full=True`` re-reads and re-embeds everything. An
+    index built with another model or chunking is rebuilt in full. ``model=None`` and
+    ``settings=None`` mean the existing index's, or the defaults for a new one.
 
     Files that cannot be used are skipped with their reason (see ``IndexInfo.skipped``);
     with ``strict=True`` the first one raises instead. A build that yields no chunks raises
     :class:`NoDocumentsError` and leaves any existing index untouched.
     """
     return build_index_report(
-        paths, index_dir, model, settings=settings, embedder=embedder, progress=progress, strict=strict
+        paths, index_dir, model, settings=settings, embedder=embedder, progress=progress, strict=strict, full=full
     ).info
 
 
@@ -79,24 +61,13 @@ def build_index_report(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    full: bool = False,
+    lock_timeout: float | None = None,
 ) -> BuildReport:
-    settings = settings or Settings()
-    progress = progress or _noop
-    files, errors = collect_paths(paths)
-    if strict and errors:
-        raise errors[0]
-    docs: list[Document] = []
-    for i, f in enumerate(files):
-        progress("read", i, len(files))
-        try:
-            docs.append(clean_file(f, settings))
-        except DocumentError as exc:
-            if strict:
-                raise
-            errors.append(exc)
-    progress("read", len(files), len(files))
-    info = _build(docs, Path(index_dir), model, settings, embedder, progress, [e.path for e in errors])
-    return BuildReport(info, tuple(errors))
+    """:func:`build_index`, returning the full :class:`BuildReport` (refused files with
+    reasons, what was added, updated, removed, duplicates, near-duplicates, reuse counts)."""
+    return sync_index(paths, index_dir, model, settings=settings, embedder=embedder, progress=progress,
+                      strict=strict, full=full, lock_timeout=lock_timeout)
 
 
 def build_index_from_texts(
@@ -107,72 +78,12 @@ def build_index_from_texts(
     settings: Settings | None = None,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
+    full: bool = False,
 ) -> IndexInfo:
-    """Index in-memory texts given as (source name, text) pairs."""
-    settings = settings or Settings()
-    docs = []
-    for source, text in items:
-        doc = clean_text(text, source)
-        sha = hashlib.sha256(text.encode("utf-8")).hexdigest()
-        docs.append(Document(doc.source, doc.text, doc.report, sha, "utf-8"))
-    return _build(docs, Path(index_dir), model, settings, embedder, progress or _noop, [])
-
-
-def _build(
-    docs: list[Document],
-    index_dir: Path,
-    model: str | None,
-    settings: Settings,
-    embedder: Embedder | None,
-    progress: Progress,
-    skipped: list[str],
-) -> IndexInfo:
-    t0 = time.perf_counter()
-    seen: dict[str, Document] = {}
-    for d in docs:
-        if d.source in seen:
-            continue
-        seen[d.source] = d
-    docs = list(seen.values())
-    chunks: list[Chunk] = []
-    for i, d in enumerate(docs):
-        progress("chunk", i, len(docs))
-        chunks.extend(chunk_document(d, chunk_chars=settings.chunk_chars, overlap=settings.chunk_overlap, first_id=len(chunks)))
-    progress("chunk", len(docs), len(docs))
-    if not chunks:
-        raise NoDocumentsError(
-            "nothing to index: no readable document with text"
-            + (f" (skipped: {', '.join(skipped)})" if skipped else "")
-        )
-    emb = embedder or load_embedder(model, batch_size=settings.batch_size)
-    texts = [c.text for c in chunks]
-    vectors = np.zeros((len(texts), emb.dimension), dtype=np.float32)
-    step = max(1, settings.batch_size * 4)
-    for s in range(0, len(texts), step):
-        progress("embed", s, len(texts))
-        vectors[s:s + step] = emb.encode(texts[s:s + step], kind="passage")
-    progress("embed", len(texts), len(texts))
-    progress("bm25", 0, 1)
-    bm25 = BM25Index.fit(texts)
-    progress("bm25", 1, 1)
-    sample = texts if len(texts) <= 2000 else [texts[i] for i in np.linspace(0, len(texts) - 1, 2000).astype(int)]
-    visibility = float(np.mean(emb.visibility(sample))) if sample else 1.0
-    progress("write", 0, 1)
-    seconds = time.perf_counter() - t0
-    version = write_index(
-        index_dir,
-        model=emb.name,
-        dimension=emb.dimension,
-        settings=settings,
-        documents=docs,
-        chunks=chunks,
-        vectors=vectors,
-        bm25=bm25,
-        visibility=visibility,
-        build_seconds=seconds,
-    )
-    progress("write", 1, 1)
-    return IndexInfo(str(version), emb.name, emb.dimension, len(docs), len(chunks), round(seconds, 3), tuple(skipped))
+    """Index in-memory texts given as (source name, text) pairs: the index holds exactly them
+    (incrementally, like :func:`build_index`)."""
+    return add_texts(items, index_dir, model, progress, settings=settings, embedder=embedder,
+                     replace_all=True, full=full).info
 
 
 class QA:
@@ -187,6 +98,8 @@ class QA:
         self.manifest: Manifest = stored.manifest
         self.settings: Settings = stored.manifest.settings
         self.embedder = embedder
+        # Set when the published version was unreadable and the previous good one was loaded.
+        self.warning = stored.warning
         self.retriever = Retriever(
             stored.chunks, stored.vectors, stored.faiss_index, stored.bm25, embedder, self.settings,
             stored.manifest.visibility,

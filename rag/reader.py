@@ -309,6 +309,12 @@ def extract_span(q: Question, text: str, start: int, end: int) -> SpanMatch | No
         return _make(text, start, m.start(), m.end())
     if q.kind != "entity":
         return None
+    if q.cjk < 0.5:
+        # English word order moves the answer around ("who founded X" / "X was founded by Y"):
+        # only a gap between both anchors is trusted.
+        if left_end is not None and right_start is not None and right_start - left_end > 0 and len(q.left) >= 4:
+            return _trimmed(text, start, sentence, left_end, right_start)
+        return None
     if left_end is not None and right_start is not None and right_start > left_end:
         return _trimmed(text, start, sentence, left_end, right_start)
     if right_start is not None and not q.left:

@@ -83,3 +83,40 @@ def test_rebuild_publishes_new_version_and_keeps_one_previous(index_copy: Path, 
     versions = [p for p in index_copy.glob("v-*") if p.is_dir()]
     assert len(versions) == 2
     assert current_version(index_copy) in versions
+
+
+def test_new_files_are_checksummed_and_pickle_free(hash_index: Path):
+    import numpy as np
+
+    version = current_version(hash_index)
+    m = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
+    assert {"signatures.npy", "tokens.jsonl"} <= set(m["files"]) and len(m["digest"]) == 64
+    sigs = np.load(version / "signatures.npy", allow_pickle=False)
+    assert sigs.dtype == np.uint64 and sigs.shape[0] == len([d for d in m["documents"] if not d.get("duplicate_of")])
+    row = json.loads((version / "chunks.jsonl").read_text(encoding="utf-8").splitlines()[0])
+    assert row[0] == 0 and 0.0 <= row[5] <= 1.0  # id, source, start, end, text, visibility
+
+
+def test_edited_manifest_refused(index_copy: Path):
+    m = current_version(index_copy) / "manifest.json"
+    m.write_text(m.read_text(encoding="utf-8").replace('"model": "test-hash"', '"model": "test-hashx"'), encoding="utf-8")
+    with pytest.raises(IndexCorruptError, match="manifest checksum mismatch"):
+        rag.load(index_copy)
+
+
+def test_corrupt_current_falls_back_to_previous_version(index_copy: Path, seed_path: Path):
+    from rag.store import load_index
+
+    old = current_version(index_copy)
+    rag.build_index([seed_path], index_dir=index_copy, model="test-hash")
+    new = current_version(index_copy)
+    assert new != old and new.name > old.name
+    f = new / "vectors.faiss"
+    f.write_bytes(f.read_bytes()[:100])
+    stored = load_index(index_copy)
+    assert stored.path == old and stored.warning is not None
+    assert "vectors.faiss: checksum mismatch" in stored.warning.message and stored.warning.loaded == str(old)
+    qa = rag.load(index_copy)
+    assert qa.version_path == old and "note.md" in " ".join(qa.sources())  # the old version had the note
+    with pytest.raises(IndexCorruptError, match="vectors.faiss"):
+        load_index(index_copy, fallback=False)

@@ -1,0 +1,121 @@
+"""The ``eval`` command: argparse wiring only; the work is in :mod:`rag.evaluate`.
+
+Hook it into the main CLI with::
+
+    from .cli_eval import add_eval_parser
+    add_eval_parser(subparsers)        # sets func=run_eval_command on the subparser
+
+``run_eval_command(args)`` prints the table (or JSON with ``--json``) to stdout and returns the
+exit code; errors are raised as :class:`rag.errors.RagError` for the main CLI to print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .datasets import load_eval_set
+from .errors import RagError
+from .evaluate import COMPARE_MODES, run_eval
+
+__all__ = ["add_eval_parser", "run_eval_command"]
+
+
+def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``eval`` subcommand to an ``argparse`` subparsers object."""
+    p: argparse.ArgumentParser = subparsers.add_parser(
+        "eval",
+        help="measure retrieval and answers on a question set",
+        description=(
+            "Evaluate on a SQuAD-format file (CMRC 2018, DRCD: an index is built over all its "
+            "passages) or a JSON-lines question file (asked against an existing index)."
+        ),
+    )
+    p.add_argument("data", help="SQuAD-format .json or JSON-lines .jsonl question file")
+    p.add_argument(
+        "--index",
+        default=None,
+        help="index folder: for JSON lines the index to ask (default: index); for SQuAD "
+        "where to build it (default: a temporary folder)",
+    )
+    p.add_argument(
+        "--reuse-index",
+        action="store_true",
+        help="SQuAD: use the index already built in --index from this file instead of rebuilding",
+    )
+    p.add_argument(
+        "--full-build",
+        action="store_true",
+        help="SQuAD: rebuild the index in --index from scratch (default: update it incrementally)",
+    )
+    p.add_argument("--model", default=None, help="embedding model of the build (SQuAD only)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--mode", choices=COMPARE_MODES, default=None, help="retrieval mode")
+    group.add_argument(
+        "--compare", action="store_true", help="evaluate bm25, dense and hybrid side by side"
+    )
+    p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions only")
+    p.add_argument("-k", type=int, default=10, help="retrieval depth for recall and MRR (default 10)")
+    p.add_argument("--ask-k", type=int, default=5, help="passages the reader gets (default 5)")
+    p.add_argument("--report", default=None, metavar="PATH", help="write every miss as JSON lines")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument(
+        "--per-question", action="store_true", help="with --json: include every question's result"
+    )
+    p.set_defaults(func=run_eval_command)
+    return p
+
+
+def run_eval_command(args: argparse.Namespace) -> int:
+    """Run ``eval`` with parsed ``args``; returns the exit code."""
+    if args.limit is not None and args.limit < 0:
+        raise RagError(f"--limit must be >= 0, got {args.limit}")
+    eval_set = load_eval_set(args.data)
+    if args.compare:
+        modes: tuple[str, ...] = COMPARE_MODES
+    elif args.mode:
+        modes = (args.mode,)
+    else:
+        modes = ("hybrid",)
+    if args.model is not None and not eval_set.has_corpus:
+        raise RagError("--model applies to SQuAD-format sets; a JSON-lines set uses its index's model")
+    result = run_eval(
+        eval_set,
+        args.index,
+        modes=modes,
+        limit=args.limit,
+        k=args.k,
+        ask_k=args.ask_k,
+        model=args.model,
+        reuse_index=args.reuse_index,
+        full_build=args.full_build,
+        report_path=args.report,
+        progress=not args.json and sys.stderr.isatty(),
+    )
+    if args.json:
+        json.dump(result.to_json(questions=args.per_question), sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from .eval_report import render_table
+
+        print(render_table(result))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry (``python -m rag.cli_eval DATA ...``) for use before/without rag.cli."""
+    parser = argparse.ArgumentParser(prog="python -m rag.cli_eval")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_eval_parser(sub)
+    args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])
+    try:
+        return int(args.func(args))
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,185 @@
+"""``python app.py``: make sure the index is ready, then serve the chat on 127.0.0.1.
+
+Safe defaults: listens on 127.0.0.1 unless ``--host``/``GRADIO_SERVER_NAME`` say otherwise, no
+share link, no extra served paths (the index, uploads and documents folders are blocked from
+Gradio's file route), uploads capped at 5 MB, one index write at a time.
+
+This module is the program's front end, so it prints (progress while building, where the chat
+is served, errors in one line); the modules it calls never do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from rag.errors import RagError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="app.py",
+        description="Chat with your documents: extractive answers with citations (Gradio UI).",
+    )
+    p.add_argument("--docs", default="docs", help="folder of documents to index (default: docs)")
+    p.add_argument("--index", default="index", help="index folder (default: index)")
+    p.add_argument("--uploads", default="uploads", help="folder where uploaded documents are kept (default: uploads)")
+    p.add_argument("--model", default=None,
+                   help="embedding model for building the index (default: the index's, or all-MiniLM-L6-v2)")
+    p.add_argument("--host", default=None,
+                   help=f"address to listen on (default: $GRADIO_SERVER_NAME or {DEFAULT_HOST}; "
+                        "0.0.0.0 exposes the chat to your network)")
+    p.add_argument("--port", type=int, default=None,
+                   help=f"port (default: $GRADIO_SERVER_PORT, or the first free one from {DEFAULT_PORT})")
+    return p
+
+
+def _progress_printer(stream: TextIO) -> Any:
+    last: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        pct = int(100 * done / total)
+        if last.get(stage) == pct:
+            return
+        last[stage] = pct
+        stream.write(f"  {stage:>6}: {done}/{total} ({pct}%)" + ("\n" if done >= total else "\r"))
+        stream.flush()
+
+    return progress
+
+
+def _offline_environment() -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def resolve_address(host: str | None, port: int | None, env: Mapping[str, str]) -> tuple[str, int | None]:
+    """Where to listen: the flags, else ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else
+    127.0.0.1 and the first free port from 7860 (``None`` lets Gradio pick)."""
+    host = host or env.get("GRADIO_SERVER_NAME") or DEFAULT_HOST
+    if port is None and env.get("GRADIO_SERVER_PORT"):
+        try:
+            port = int(env["GRADIO_SERVER_PORT"])
+        except ValueError:
+            raise RagError(f"GRADIO_SERVER_PORT={env['GRADIO_SERVER_PORT']!r} is not a port number") from None
+    if port is not None and not 0 < port < 65536:
+        raise RagError(f"port {port} is out of range (1-65535)")
+    return host, port
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    _offline_environment()
+    try:
+        host, port = resolve_address(args.host, args.port, os.environ)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    docs, index, uploads = Path(args.docs), Path(args.index), Path(args.uploads)
+    if not docs.is_dir():
+        print(f"error: {docs}: no such folder of documents (run from the project folder, or give --docs DIR)",
+              file=sys.stderr)
+        return 1
+    t0 = time.perf_counter()
+    try:
+        from .service import QAService
+        from .startup import ensure_index
+
+        service = QAService(index, docs, uploads, model=args.model)
+        sources = service.source_paths()
+        print(f"Checking the index in {index} against {', '.join(str(s) for s in sources)} …", file=sys.stderr)
+        result = ensure_index(index, sources, args.model, progress=_progress_printer(sys.stderr))
+        if result.plan.rebuild:
+            print(f"Built the index ({result.plan.reason}): {result.documents} document(s), {result.chunks} "
+                  f"passage(s) in {result.seconds:.1f}s", file=sys.stderr)
+            for s in result.skipped:
+                print(f"  skipped {s}", file=sys.stderr)
+            service.load(result.qa)
+        else:
+            print(f"The index is up to date: {result.documents} document(s), {result.chunks} passage(s)",
+                  file=sys.stderr)
+        from .layout import CSS, build_blocks, theme
+        from .uploads import MAX_UPLOAD_BYTES
+
+        demo = build_blocks(service, default_mode=_default_mode(index))
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    blocked = [str(p.resolve()) for p in (index, uploads, docs)]
+    demo.queue(max_size=256, default_concurrency_limit=1)
+    try:
+        _, local_url, _ = demo.launch(
+            server_name=host,
+            server_port=port,
+            share=False,
+            inbrowser=False,
+            prevent_thread_lock=True,
+            quiet=True,
+            show_error=True,
+            max_file_size=MAX_UPLOAD_BYTES,
+            allowed_paths=[],
+            blocked_paths=blocked,
+            ssr_mode=False,
+            mcp_server=False,
+            pwa=False,
+            footer_links=["api", "settings"],
+            theme=theme(),
+            css=CSS,
+        )
+    except OSError as exc:
+        print(f"error: cannot start the server on {host}:{port or DEFAULT_PORT}: {exc}", file=sys.stderr)
+        return 1
+    print(f"Chat on {local_url} (server up after {time.perf_counter() - t0:.1f}s; Ctrl+C stops it)", file=sys.stderr)
+    if not service.ready:
+        # Loaded after the server is up: the page shows "Loading…" and questions wait for it,
+        # instead of the whole start waiting (both compete for the same CPUs and the GIL).
+        print("Loading the model and index in the background; questions wait for it …", file=sys.stderr)
+        service.load_in_background()
+        _report_when_loaded(service, t0)
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"warning: listening on {host}: anyone who can reach this machine can use the chat and add documents",
+              file=sys.stderr)
+    try:
+        demo.block_thread()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _report_when_loaded(service: Any, t0: float) -> None:
+    """Say on the terminal when the background load is done (or why it failed)."""
+    import threading
+
+    def watch() -> None:
+        try:
+            service.current(timeout=3600)
+        except RagError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return
+        print(f"Ready to answer ({time.perf_counter() - t0:.1f}s after start)", file=sys.stderr)
+
+    threading.Thread(target=watch, name="rag-ui-load-report", daemon=True).start()
+
+
+def _default_mode(index: Path) -> str:
+    try:
+        from rag.store import current_version, read_manifest
+
+        return read_manifest(current_version(index)).settings.mode
+    except RagError:
+        return "hybrid"

@@ -1,0 +1,106 @@
+"""What each UI event and API endpoint does, as plain functions over a :class:`QAService`.
+
+Kept free of Gradio so that they can be tested and reused; :mod:`rag.ui.layout` wires them
+to components and turns :class:`rag.RagError` into messages the user reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from rag.errors import RagError
+from rag.settings import MODES
+
+from . import render
+from .service import QAService, UIProgress
+from .uploads import Upload, display_name
+
+History = list[dict[str, Any]]
+
+EXAMPLES: tuple[str, ...] = (
+    "前三季度规模以上工业增加值同比增长多少？",
+    "國家技術轉移區域中心有幾個？",
+    "How much did the total value of technology contracts reach in the first three quarters?",
+)
+"""Example questions from the seed article: Simplified, Traditional and English."""
+
+K_MIN, K_MAX, K_DEFAULT = 1, 20, 5
+
+
+def clamp_k(k: Any) -> int:
+    try:
+        value = int(round(float(k)))
+    except (TypeError, ValueError):
+        return K_DEFAULT
+    return max(K_MIN, min(K_MAX, value))
+
+
+def check_mode(mode: Any) -> str | None:
+    """A known retrieval mode, or None for the index's default."""
+    return mode if isinstance(mode, str) and mode in MODES else None
+
+
+def chat_reply(service: QAService, question: str, history: History | None, k: Any, mode: Any) -> tuple[History, str]:
+    """Append the question and its rendered answer (or the reason it cannot be answered) to
+    the chat; returns the new history and the cleared question box."""
+    history = list(history or [])
+    q = (question or "").strip()
+    if not q:
+        return history, ""
+    history.append({"role": "user", "content": render.render_question(q)})
+    try:
+        answer = service.ask(q, k=clamp_k(k), mode=check_mode(mode))
+        reply = render.render_answer(answer, service.document_text)
+    except RagError as exc:
+        reply = render.render_error(str(exc))
+    history.append({"role": "assistant", "content": reply})
+    return history, ""
+
+
+def ask_json(service: QAService, question: str, k: Any = K_DEFAULT, mode: Any = None) -> dict[str, Any]:
+    """The structured answer, as :func:`dataclasses.asdict` of :class:`rag.Answer`.
+    Raises :class:`rag.RagError` for an unusable question."""
+    return asdict(service.ask(question, k=clamp_k(k), mode=check_mode(mode)))
+
+
+def documents_json(service: QAService) -> dict[str, Any]:
+    ov = service.overview()
+    return {
+        "model": ov.model,
+        "created": ov.created,
+        "build_seconds": ov.build_seconds,
+        "version": ov.version,
+        "chunks": ov.chunks,
+        "documents": [
+            {"source": d.source, "chunks": d.chunks, "chars": d.chars, "encoding": d.encoding,
+             "removed_chars": d.report.removed_chars, "cleaning": d.report.chars_by_reason()}
+            for d in ov.documents
+        ],
+    }
+
+
+def documents_view(service: QAService) -> tuple[str, str]:
+    """The status line and the Documents tab's overview, or the loading problem in words."""
+    try:
+        ov = service.overview()
+    except RagError as exc:
+        message = render.render_error(str(exc))
+        return message, message
+    return render.render_status_line(ov), render.render_overview(ov)
+
+
+def add_files(service: QAService, files: Sequence[str] | None, progress: UIProgress | None = None) -> tuple[str, dict[str, Any]]:
+    """Add uploaded files (server paths of the uploads, named as the user named them)."""
+    uploads = [Upload(display_name(Path(f).name), Path(f)) for f in (files or [])]
+    if not uploads:
+        return '<p class="rag-muted">Choose one or more .txt or .md files first.</p>', {"ok": False, "added": [],
+                                                                                          "refused": [], "error": "no file given"}
+    try:
+        result = service.add_uploads(uploads, progress)
+    except RagError as exc:
+        message = f"the index was not changed: {exc}"
+        return render.render_error(message), {"ok": False, "added": [], "refused": [], "error": message}
+    return render.render_add_result(result), result.to_dict()

@@ -1,0 +1,275 @@
+"""The loaded index behind the UI: one :class:`rag.QA` object, swapped atomically.
+
+* The model and index are loaded once (:meth:`QAService.load`), not per question.
+* Questions run concurrently against whichever QA object is current when they start.
+* Adding documents holds a write lock (one index write at a time; the store's writer lock also
+  keeps other processes out), saves the uploads into the managed folder, adds them with
+  :func:`rag.lifecycle.add_documents` (only new passages are embedded; the new version is
+  published atomically), loads it, and only then swaps it in. On any failure the saved uploads are removed again and the
+  working index and QA object stay as they were.
+
+Library code: nothing here prints.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rag import lifecycle
+from rag.errors import DocumentError, RagError
+from rag.pipeline import QA, clean_file, load
+from rag.types import Answer, CleaningReport
+
+from .uploads import RefusedUpload, SavedUpload, Upload, UploadBatch, remove_saved, save_uploads
+
+UIProgress = Callable[[float, str], None]
+"""Progress for the UI: (fraction done from 0 to 1, what is happening, in words)."""
+
+# Share of the whole add-documents job each build stage takes, for one smooth progress bar.
+_STAGES: dict[str, tuple[float, float, str]] = {
+    "read": (0.05, 0.20, "Reading documents"),
+    "chunk": (0.20, 0.30, "Splitting into passages"),
+    "embed": (0.30, 0.80, "Embedding passages"),
+    "bm25": (0.80, 0.85, "Building the keyword index"),
+    "write": (0.85, 0.92, "Writing the new index"),
+}
+
+
+class ServiceNotReady(RagError):
+    """The index is still loading, or loading it failed."""
+
+
+@dataclass(frozen=True)
+class DocumentOverview:
+    source: str
+    chunks: int
+    chars: int
+    encoding: str
+    report: CleaningReport
+
+
+@dataclass(frozen=True)
+class IndexOverview:
+    index_dir: str
+    version: str
+    model: str
+    created: str
+    build_seconds: float
+    chunks: int
+    mode: str
+    documents: tuple[DocumentOverview, ...]
+
+
+@dataclass(frozen=True)
+class AddResult:
+    """What adding a batch of uploads did. ``error`` is set when the batch failed as a whole
+    (the working index is then unchanged)."""
+
+    added: tuple[SavedUpload, ...] = ()
+    refused: tuple[RefusedUpload, ...] = ()
+    error: str | None = None
+    documents: int = 0
+    chunks: int = 0
+    seconds: float = 0.0
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and bool(self.added)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "added": [{"name": s.name, "saved_as": s.path.name, "sha256": s.sha256, "encoding": s.encoding,
+                       "chars": s.chars} for s in self.added],
+            "refused": [asdict(r) for r in self.refused],
+            "error": self.error,
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "seconds": round(self.seconds, 3),
+            "warnings": list(self.warnings),
+        }
+
+
+def _warm_up(qa: QA) -> None:
+    """First questions pay for lazy initialisation (tokenizer dictionaries, model graph)."""
+    for q in ("前三季度增长多少？", "How many are there?"):
+        try:
+            qa.ask(q, k=3)
+        except RagError:
+            pass
+
+
+class QAService:
+    """Holds the current :class:`QA` and serialises index writes."""
+
+    def __init__(self, index_dir: Path, docs_dir: Path, uploads_dir: Path, *, model: str | None = None) -> None:
+        self.index_dir = Path(index_dir)
+        self.docs_dir = Path(docs_dir)
+        self.uploads_dir = Path(uploads_dir)
+        self.model = model
+        self._qa: QA | None = None
+        self._error: str | None = None
+        self._ready = threading.Event()
+        self._swap_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    # -- loading -------------------------------------------------------------------------
+
+    def source_paths(self) -> list[Path]:
+        """The folders the index is built from: the documents and, once it exists, the uploads."""
+        paths = [self.docs_dir]
+        if self.uploads_dir.is_dir():
+            paths.append(self.uploads_dir)
+        return paths
+
+    def load(self, qa: QA | None = None) -> QA:
+        """Load the index (or take ``qa``), warm it up and make it current."""
+        try:
+            qa = qa if qa is not None else load(self.index_dir)
+            _warm_up(qa)
+        except RagError as exc:
+            self._error = str(exc)
+            self._ready.set()
+            raise
+        except Exception as exc:  # noqa: BLE001 - shown to the user in words, not as a traceback
+            self._error = f"cannot load the index: {exc.__class__.__name__}: {exc}"
+            self._ready.set()
+            raise ServiceNotReady(self._error) from exc
+        self._swap(qa)
+        return qa
+
+    def load_in_background(self) -> threading.Thread:
+        def target() -> None:
+            try:
+                self.load()
+            except RagError:
+                pass  # kept in self._error and shown in the UI
+
+        thread = threading.Thread(target=target, name="rag-ui-load", daemon=True)
+        thread.start()
+        return thread
+
+    def _swap(self, qa: QA) -> None:
+        with self._swap_lock:
+            self._qa = qa
+            self._error = None
+        self._ready.set()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set() and self._qa is not None
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def current(self, timeout: float = 300.0) -> QA:
+        """The current QA object, waiting for the first load to finish."""
+        if not self._ready.wait(timeout):
+            raise ServiceNotReady("the index is still loading; try again in a moment")
+        with self._swap_lock:
+            qa = self._qa
+        if qa is None:
+            raise ServiceNotReady(f"the index could not be loaded: {self._error or 'unknown error'}")
+        return qa
+
+    # -- questions -----------------------------------------------------------------------
+
+    def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
+        return self.current().ask(question, k=k, mode=mode or None)
+
+    def document_text(self, source: str) -> str:
+        return self.current().document(source).text
+
+    def overview(self) -> IndexOverview:
+        qa = self.current()
+        m = qa.manifest
+        docs = []
+        for rec in m.documents:
+            if getattr(rec, "duplicate_of", None):
+                continue  # same content as another document, indexed once under that name
+            doc = qa.document(rec.source)
+            docs.append(DocumentOverview(rec.source, rec.chunks, len(doc.text), rec.encoding, doc.report))
+        return IndexOverview(
+            index_dir=str(self.index_dir), version=qa.version_path.name, model=m.model, created=m.created,
+            build_seconds=m.build_seconds, chunks=m.chunks, mode=qa.settings.mode, documents=tuple(docs),
+        )
+
+    # -- adding documents ----------------------------------------------------------------
+
+    def add_uploads(self, uploads: Sequence[Upload], progress: UIProgress | None = None) -> AddResult:
+        """Save the acceptable uploads, rebuild, load, and swap the new index in."""
+        report = progress or (lambda fraction, desc: None)
+        with self._write_lock:
+            t0 = time.perf_counter()
+            qa = self.current()
+            report(0.0, "Checking files")
+            known = {r.sha256: r.source for r in qa.manifest.documents}
+            batch = save_uploads(uploads, self.uploads_dir, known=known)
+            batch = self._drop_unusable(batch)
+            if not batch.saved:
+                return AddResult(refused=batch.refused, documents=len(qa.sources()),
+                                 chunks=qa.chunk_count, seconds=time.perf_counter() - t0)
+            try:
+                new_qa, warnings, late = self._rebuild(qa, batch, report)
+            except Exception as exc:  # noqa: BLE001 - any failure leaves the index as it was
+                remove_saved(batch)
+                reason = str(exc) if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
+                return AddResult(refused=batch.refused, error=f"the index was not changed: {reason}",
+                                 documents=len(qa.sources()), chunks=qa.chunk_count,
+                                 seconds=time.perf_counter() - t0)
+            self._swap(new_qa)
+            report(1.0, "Done")
+            added = tuple(s for s in batch.saved if s.path.exists())  # those the build refused were removed
+            return AddResult(added=added, refused=batch.refused + late, documents=len(new_qa.sources()),
+                             chunks=new_qa.chunk_count, seconds=time.perf_counter() - t0, warnings=warnings)
+
+    def _drop_unusable(self, batch: UploadBatch) -> UploadBatch:
+        """Refuse saved files that clean down to nothing (all markup, widgets or stuffing)."""
+        kept: list[SavedUpload] = []
+        refused = list(batch.refused)
+        for s in batch.saved:
+            reason: str | None = None
+            try:
+                if not clean_file(s.path).text.strip():
+                    reason = "no text is left after cleaning (only markup, widgets or whitespace)"
+            except DocumentError as exc:
+                reason = exc.reason
+            if reason:
+                s.path.unlink(missing_ok=True)
+                refused.append(RefusedUpload(s.name, reason))
+            else:
+                kept.append(s)
+        return UploadBatch(tuple(kept), tuple(refused))
+
+    def _rebuild(
+        self, qa: QA, batch: UploadBatch, report: UIProgress
+    ) -> tuple[QA, tuple[str, ...], tuple[RefusedUpload, ...]]:
+        def on_build(stage: str, done: int, total: int) -> None:
+            lo, hi, words = _STAGES.get(stage, (0.0, 0.92, stage))
+            frac = lo + (hi - lo) * (done / total if total else 1.0)
+            report(frac, f"{words} ({done}/{total})")
+
+        result = lifecycle.add_documents(
+            [s.path for s in batch.saved], self.index_dir, progress=on_build, embedder=qa.embedder,
+        )
+        saved = {s.path.resolve(): s for s in batch.saved}
+        late: list[RefusedUpload] = []
+        warnings: list[str] = list(result.warnings)
+        for e in result.errors:
+            s = saved.get(Path(e.path).resolve())
+            if s is None:
+                warnings.append(str(e))
+            else:  # refused by the build itself (not indexed): forget the saved copy
+                s.path.unlink(missing_ok=True)
+                late.append(RefusedUpload(s.name, e.reason))
+        report(0.94, "Loading the new index")
+        new_qa = load(self.index_dir, embedder=qa.embedder)
+        _warm_up(new_qa)
+        return new_qa, tuple(warnings), tuple(late)

@@ -1,0 +1,237 @@
+"""Unit tests of the UI's rendering (rag/ui/render.py), upload checks (rag/ui/uploads.py) and
+the add-documents service (rag/ui/service.py) on the deterministic test embedder. No server."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rag.types import Answer, Citation, CleaningReport, Hit
+from rag.ui import handlers, render, uploads
+from rag.ui.service import DocumentOverview, IndexOverview, QAService
+
+DOC = "第一句。前三季度规模以上工业增加值同比增长5.8%，增长较快。第三句在这里。"
+SRC = "docs/a.txt"
+
+
+def _answer(doc: str = DOC, quote: str = "前三季度规模以上工业增加值同比增长5.8%，增长较快。", span: str = "5.8%") -> Answer:
+    start = doc.index(quote)
+    c1 = Citation(1, SRC, 0, start, start + len(quote), quote)
+    s = doc.index(span, start)
+    sc = Citation(1, SRC, 0, s, s + len(span), span)
+    hit = Hit(0, SRC, doc, 0, len(doc), 1.0)
+    return Answer("增长多少？", True, quote, span, 0.9, (c1,), sc, (hit,))
+
+
+def _visible_text(html_text: str) -> str:
+    import html as h
+
+    return h.unescape(re.sub(r"<[^>]+>", "", html_text))
+
+
+def test_span_is_emphasised_and_citations_numbered() -> None:
+    out = render.render_answer(_answer(), lambda s: DOC)
+    assert '<mark class="rag-span">5&#46;8%</mark>' in out
+    assert '<sup class="rag-ref">[1]</sup>' in out
+    assert '<span class="rag-num">[1]</span>' in out
+    assert 'class="rag-short-value">5&#46;8%<' in out
+    assert "characters 4–31" in out  # position of the quote in the document
+    # The passage shows the quote highlighted, in its context.
+    passage = re.search(r'<div class="rag-passage">(.*?)</div>', out)
+    assert passage is not None
+    assert '<mark class="rag-quote">' in passage.group(1)
+    assert "第一句" in _visible_text(passage.group(1))
+    assert "\n" not in out and "\n\n" not in out  # one HTML block for the chat's Markdown
+
+
+def test_several_citations_each_get_a_source() -> None:
+    ans = _answer()
+    q2 = "第三句在这里。"
+    c2 = Citation(2, "docs/b.md", 3, 0, len(q2), q2)
+    ans = Answer(ans.question, True, ans.text, ans.span, ans.score, ans.citations + (c2,), ans.span_citation, ans.passages)
+    out = render.render_answer(ans, lambda s: DOC if s == SRC else q2)
+    assert out.count('class="rag-source"') == 2
+    assert '<span class="rag-num">[2]</span>' in out and "b&#46;md" in out
+    assert "Also stated in" in out
+
+
+def test_document_text_is_escaped() -> None:
+    evil = "<script>alert(1)</script> **bold** $x$ [link](http://x) | a | `code` & \"q\" 'q'\n\n# head"
+    doc = evil + "。答案是42。"
+    ans = _answer(doc, "答案是42。", "42")
+    out = render.render_answer(ans, lambda s: doc)
+    assert "<script" not in out and "alert(1)</script>" not in out
+    for raw in ("**", "$x$", "](", "`", "# head", "| a |"):
+        assert raw not in out, raw
+    assert _visible_text(out).count("<script>alert(1)</script>") >= 1  # shown as text, intact
+    q = render.render_question("<img src=x onerror=alert(1)>")
+    assert "<img" not in q and "&lt;img" in q
+    assert "<b>" not in render.render_error("<b>bad</b>")
+
+
+def test_source_names_are_escaped_in_attributes() -> None:
+    ans = _answer()
+    c = ans.citations[0]
+    bad = Citation(1, 'x" onmouseover="alert(1).txt', c.chunk_id, c.start, c.end, c.quote)
+    ans = Answer(ans.question, True, ans.text, ans.span, ans.score, (bad,), None, ())
+    out = render.render_answer(ans)
+    assert 'onmouseover="alert' not in out
+    assert "&quot;" in out
+
+
+def test_not_found_reply_marks_closest_passages() -> None:
+    hits = tuple(Hit(i, SRC, f"段落{i}" + "很长的文字" * 60, i * 10, i * 10 + 300, 0.5 - i / 10) for i in range(5))
+    ans = Answer("灵璧县属于哪个省？", False, "The documents do not answer this question. / 文档中没有找到答案。", None, 0.1,
+                 (), None, hits)
+    out = render.render_answer(ans)
+    assert "Not found in the documents" in out
+    assert "not an answer" in out and "rag-closest" in out
+    assert out.count('class="rag-closest-item"') == 3  # the closest three, clipped
+    assert 'class="rag-span"' not in out and 'class="rag-ref"' not in out  # nothing presented as an answer
+    assert "…" in out
+    none = render.render_answer(Answer("q", False, "no", None, 0.0, (), None, ()))
+    assert "No passage comes close" in none
+
+
+def test_context_window_cuts_at_sentences() -> None:
+    text = "甲" * 300 + "。前一句。引文在此。后一句。" + "乙" * 300
+    start = text.index("引文")
+    end = start + len("引文在此。")
+    lo, hi = render.context_window(text, start, end, reach=20)
+    assert text[lo:hi] == "前一句。引文在此。后一句。"
+
+
+def test_overview_and_reports_render() -> None:
+    report = CleaningReport("docs/a.txt", 100, 80, ())
+    ov = IndexOverview("index", "v-1", "test-hash", "2024-01-01T00:00:00", 1.5, 7, "hybrid",
+                       (DocumentOverview("docs/<a>.txt", 7, 80, "utf-8", report),))
+    out = render.render_overview(ov)
+    assert "test-hash" in out and "1.5 s" in out and "&lt;a&gt;" in out and "<a>" not in out
+    assert "Nothing needed cleaning" in out
+    assert "1 document · 7 passages" in render.render_status_line(ov)
+
+
+# -- uploads -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["../../x.txt", "..\\..\\x.txt", "/etc/passwd.txt", ".hidden.txt", "a/../../b.md",
+                                  "CON.txt", "名字 with spaces!.md", "\x00evil\n.txt", "....txt", "-rf.txt"])
+def test_safe_filename_stays_a_plain_name(name: str) -> None:
+    out = uploads.safe_filename(name, "0123456789abcdef" * 4)
+    assert "/" not in out and "\\" not in out and "\x00" not in out and "\n" not in out
+    assert not out.startswith(".") and not out.startswith("-")
+    assert out.endswith((".txt", ".md"))
+    assert re.fullmatch(r"[\w\-]+-0123456789\.(txt|md)", out), out
+
+
+def test_safe_filename_keeps_readable_names() -> None:
+    assert uploads.safe_filename("报告 2024.md", "ab" * 32) == "报告_2024-abababab" + "ab" + ".md"
+    assert uploads.display_name("../../x.txt") == "x.txt"
+
+
+@pytest.mark.parametrize("name,size,ok", [
+    ("a.txt", 10, True), ("a.MD", 10, True), ("a.pdf", 10, False), ("a", 10, False), ("a.txt.exe", 10, False),
+    ("a.txt", uploads.MAX_UPLOAD_BYTES, True), ("a.txt", uploads.MAX_UPLOAD_BYTES + 1, False), ("a.txt", 0, False),
+])
+def test_type_and_size_caps(name: str, size: int, ok: bool) -> None:
+    assert (uploads.check_name_and_size(name, size) is None) is ok
+
+
+def test_save_uploads_checks_each_file(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    good = src / "good.txt"
+    good.write_text("这是一个测试文档。The library opens at 9 am.", encoding="utf-8")
+    big = src / "big.txt"
+    big.write_bytes(b"a" * (uploads.MAX_UPLOAD_BYTES + 1))
+    binary = src / "bin.txt"
+    binary.write_bytes(b"\x00\x01\x02\x03" * 10)
+    pdf = src / "x.pdf"
+    pdf.write_bytes(b"%PDF-1.4")
+    blank = src / "blank.md"
+    blank.write_text("  \n\n ", encoding="utf-8")
+    dest = tmp_path / "uploads"
+    batch = uploads.save_uploads(
+        [uploads.Upload("../../good.txt", good), uploads.Upload("big.txt", big), uploads.Upload("bin.txt", binary),
+         uploads.Upload("x.pdf", pdf), uploads.Upload("blank.md", blank), uploads.Upload("again.txt", good)],
+        dest,
+    )
+    assert [s.name for s in batch.saved] == ["good.txt"]
+    saved = batch.saved[0].path
+    assert saved.parent == dest and saved.read_bytes() == good.read_bytes()
+    assert saved.name.startswith("good-") and saved.suffix == ".txt"
+    reasons = {r.name: r.reason for r in batch.refused}
+    assert "over the 5.0 MB limit" in reasons["big.txt"]
+    assert "binary" in reasons["bin.txt"]
+    assert "only .txt and .md" in reasons["x.pdf"]
+    assert "empty" in reasons["blank.md"]
+    assert "already in the index" in reasons["again.txt"]
+    assert sorted(p.name for p in dest.iterdir()) == [saved.name]  # nothing else, no temp files
+    assert not (tmp_path / "good.txt").exists()
+
+
+# -- service: adding documents on the test embedder ----------------------------------------
+
+
+@pytest.fixture()
+def service(tmp_path: Path, seed_path: Path) -> QAService:
+    import rag
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(seed_path, docs / seed_path.name)
+    rag.build_index([docs], index_dir=tmp_path / "index", model="test-hash")
+    svc = QAService(tmp_path / "index", docs, tmp_path / "uploads")
+    svc.load()
+    return svc
+
+
+def test_add_uploads_swaps_in_the_new_index(service: QAService, tmp_path: Path) -> None:
+    f = tmp_path / "museum.txt"
+    f.write_text("The city museum was founded in 1887 by Anna Berg. It opens at 10 am on Saturdays.", encoding="utf-8")
+    before = service.current()
+    steps: list[float] = []
+    result = service.add_uploads([uploads.Upload("museum.txt", f)], lambda frac, desc: steps.append(frac))
+    assert result.ok and result.error is None, result
+    assert service.current() is not before
+    assert steps and steps[-1] == 1.0 and steps == sorted(steps)
+    ans = service.ask("Who founded the city museum?")
+    assert ans.found and "Anna Berg" in ans.text
+    assert any("museum" in d.source for d in service.overview().documents)
+    html_out, data = handlers.add_files(service, [str(f)])
+    assert data["ok"] is False and "already in the index" in data["refused"][0]["reason"]
+    assert "already in the index" in html_out
+
+
+def test_failed_add_leaves_index_untouched(service: QAService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rag import lifecycle
+
+    f = tmp_path / "note.md"
+    f.write_text("# Note\n\nThe bridge is 42 metres long.", encoding="utf-8")
+    before = service.current()
+    version = before.version_path
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(lifecycle, "add_documents", boom)
+    result = service.add_uploads([uploads.Upload("note.md", f)])
+    assert not result.ok and "the index was not changed" in (result.error or "")
+    assert "disk full" in (result.error or "")
+    assert service.current() is before and service.current().version_path == version
+    assert not any(service.uploads_dir.glob("note-*"))  # the saved copy is removed again
+    assert not service.ask("How long is the bridge?").found
+
+
+def test_chat_reply_appends_rendered_messages(service: QAService) -> None:
+    history, box = handlers.chat_reply(service, "前三季度规模以上工业增加值同比增长多少？", [], 5, "hybrid")
+    assert box == "" and [m["role"] for m in history] == ["user", "assistant"]
+    assert "rag-span" in history[1]["content"]
+    history, _ = handlers.chat_reply(service, "   ", history, 5, "hybrid")
+    assert len(history) == 2  # an empty question adds nothing
+    history, _ = handlers.chat_reply(service, "x" * 3000, history, 5, "nonsense")
+    assert "Could not answer" in history[-1]["content"] and "limit" in history[-1]["content"]
+    assert handlers.clamp_k("99") == handlers.K_MAX and handlers.clamp_k(None) == handlers.K_DEFAULT
