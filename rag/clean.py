@@ -9,11 +9,16 @@ cleaned text and the edits; nothing disappears without being reported.
 
 from __future__ import annotations
 
+import itertools
 import re
+import sys
 import unicodedata
-from dataclasses import dataclass
+from functools import lru_cache
 from itertools import product
 
+import numpy as np
+
+from . import normalize as _normalize
 from .normalize import fold
 from .types import CleaningReport, Document, Edit
 
@@ -38,8 +43,9 @@ _SYLLABLES = frozenset(i + f for i, f in product(_INITIALS, _FINALS)) | {"n", "n
 
 _HAN = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # A bracketed reading right after one or more Han characters, ASCII or full-width brackets.
+# (The look-behind comes after the bracket so that the regex engine can skip ahead to brackets.)
 _READING_RE = re.compile(
-    rf"(?<=[{_HAN}])[(（]\s*([a-zA-Z{_TONED}üÜ]{{1,7}}[1-5]?(?:[ '’][a-zA-Z{_TONED}üÜ]{{1,7}}[1-5]?){{0,7}})\s*[)）]"
+    rf"[(（](?<=[{_HAN}][(（])\s*([a-zA-Z{_TONED}üÜ]{{1,7}}[1-5]?(?:[ '’][a-zA-Z{_TONED}üÜ]{{1,7}}[1-5]?){{0,7}})\s*[)）]"
 )
 
 _SENTENCE_END = re.compile(r"[。！？!?；;]|[.](?:\s|$)")
@@ -61,56 +67,132 @@ _BOILERPLATE_TERMS = tuple(sorted({
 }, key=len, reverse=True))
 
 
-@dataclass(frozen=True)
-class _Line:
-    start: int
-    end: int  # end of content, before the line break
-    text: str
+# Per-character actions, as int8 codes in a numpy array (one slot per original character).
+_KEEP, _DROP, _TO_NEWLINE, _TO_SPACE = 0, 1, 2, 3
+_REPLACEMENT = {_TO_NEWLINE: "\n", _TO_SPACE: " "}
+# Reasons, as int8 codes in a parallel array (0: no reason, the character is kept as it is).
+_REASONS = ("", CONTROL, PINYIN, BOILERPLATE, NAVIGATION, STUFFING, WHITESPACE)
+_REASON_CODE = {r: i for i, r in enumerate(_REASONS) if r}
+_LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
+# Lines longer than this are folded for matching with a table per distinct character
+# (same result as :func:`fold`, without a Python call per character).
+_LONG_LINE = 20_000
+
+
+def _is_control(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\t\n\r\f\u200d"
+
+
+@lru_cache(maxsize=1)
+def _char_tables() -> tuple[np.ndarray, np.ndarray]:
+    """Control characters to drop (Cc/Cf but tab, line breaks, form feed and ZWJ) and
+    whitespace (``str.isspace``), as boolean tables indexed by code point.
+
+    Only planes 0, 1 and 14 are scanned up front (every Cc, Cf and whitespace character
+    is there); :func:`_char_masks` looks up characters of the other planes as texts bring them.
+    """
+    scanned = "".join(map(chr, itertools.chain(range(_OUTER_START), range(_OUTER_END, _OUTER_END + 0x10000))))
+    control = np.zeros(sys.maxunicode + 1, dtype=bool)
+    control[[ord(ch) for ch in scanned if _is_control(ch)]] = True
+    space = np.zeros(sys.maxunicode + 1, dtype=bool)
+    space[[ord(ch) for ch in scanned if ch.isspace()]] = True
+    return control, space
+
+
+_OUTER_START, _OUTER_END = 0x20000, 0xE0000  # planes 2 to 13, and 15 to 16, looked up lazily
+
+
+def _char_masks(cp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The control-character and whitespace tables, with this text's characters from the
+    planes not scanned up front looked up as well."""
+    control, space = _char_tables()
+    if cp.size and int(cp.max()) >= _OUTER_START:
+        outer = np.unique(cp[cp >= _OUTER_START]).tolist()
+        outer = [c for c in outer if not _OUTER_END <= c < _OUTER_END + 0x10000]
+        extra_control = [c for c in outer if _is_control(chr(c))]
+        extra_space = [c for c in outer if chr(c).isspace()]
+        if extra_control:
+            control = control.copy()
+            control[extra_control] = True
+        if extra_space:
+            space = space.copy()
+            space[extra_space] = True
+    return control, space
+
+
+def _codepoints(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype="<u4")
+
+
+def _from_codepoints(cps: np.ndarray) -> str:
+    return np.ascontiguousarray(cps, dtype="<u4").tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _index_dtype(n: int) -> type[np.signedinteger]:
+    return np.int32 if n < 2**31 - 1 else np.int64
+
+
+def _spread(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """All indices of the non-empty intervals ``[starts[k], ends[k])``, in order."""
+    lengths = ends - starts
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return np.arange(offsets.size, dtype=offsets.dtype) + offsets
 
 
 def clean_text(text: str, source: str = "<text>") -> Document:
     """Clean ``text`` and return the :class:`Document` with its :class:`CleaningReport`."""
     n = len(text)
-    # action[i]: None = keep, "" = drop, other string = replace by that string
-    action: list[str | None] = [None] * n
-    reason: list[str] = [""] * n
+    cp = _codepoints(text)
+    control_lut, space_lut = _char_masks(cp)
+    # act[i]: _KEEP, _DROP, or a replacement code; why[i]: the reason code of a change.
+    act = np.zeros(n, dtype=np.int8)
+    why = np.zeros(n, dtype=np.int8)
 
-    def drop(start: int, end: int, why: str) -> None:
-        for i in range(start, end):
-            if action[i] is None:
-                action[i] = ""
-                reason[i] = why
+    def drop(start: int, end: int, reason: str) -> None:
+        a = act[start:end]
+        free = a == _KEEP
+        a[free] = _DROP
+        why[start:end][free] = _REASON_CODE[reason]
 
-    for i, ch in enumerate(text):
-        if unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\t\n\r\f\u200d":
-            drop(i, i + 1, CONTROL)
+    control = control_lut[cp]
+    any_dropped = bool(control.any())
+    if any_dropped:
+        act[control] = _DROP
+        why[control] = _REASON_CODE[CONTROL]
+    del control
 
-    toned_readings = sum(1 for m in _READING_RE.finditer(text) if _is_reading(m.group(1), toned_only=True))
-    for m in _READING_RE.finditer(text):
-        if _is_reading(m.group(1), toned_only=toned_readings < 3):
-            drop(m.start(), m.end(), PINYIN)
+    matches = [(m.start(), m.end(), m.group(1)) for m in _READING_RE.finditer(text)]
+    toned_readings = sum(1 for _, _, body in matches if _is_reading(body, toned_only=True))
+    toned_only = toned_readings < 3
+    spans = [(s, e) for s, e, body in matches if _is_reading(body, toned_only=toned_only)]
+    if spans:
+        starts, ends = np.array(spans, dtype=_index_dtype(n)).T
+        reading = _spread(starts, ends)
+        reading = reading[act[reading] == _KEEP]
+        act[reading] = _DROP
+        why[reading] = _REASON_CODE[PINYIN]
+        any_dropped = True
 
     # Lines are judged as a reader sees them: without the readings just removed.
-    for line in _split_lines(text):
-        visible = "".join(text[i] for i in range(line.start, line.end) if action[i] is None)
-        why = _classify_line(visible)
-        if why:
-            drop(line.start, line.end, why)
-
-    _normalise_whitespace(text, action, reason)
-    return _assemble(text, source, action, reason)
-
-
-def _split_lines(text: str) -> list[_Line]:
-    out: list[_Line] = []
     start = 0
-    for m in re.finditer(r"\r\n|\r|\n", text):
-        out.append(_Line(start, m.start(), text[start:m.start()]))
-        start = m.end()
-    out.append(_Line(start, len(text), text[start:]))
-    return out
+    for m in itertools.chain(_LINE_BREAK_RE.finditer(text), (None,)):
+        end = n if m is None else m.start()
+        if end > start:
+            if any_dropped and act[start:end].any():
+                visible = _from_codepoints(cp[start:end][act[start:end] == _KEEP])
+            else:
+                visible = text[start:end]
+            reason = _classify_line(visible)
+            if reason:
+                drop(start, end, reason)
+        if m is not None:
+            start = m.end()
+
+    _normalise_whitespace(cp, act, why, space_lut)
+    return _assemble(text, source, cp, act, why)
 
 
+@lru_cache(maxsize=65536)
 def _is_reading(body: str, *, toned_only: bool) -> bool:
     syllables = [s for s in re.split(r"[ '’]", body) if s]
     if not syllables:
@@ -127,14 +209,33 @@ def _is_reading(body: str, *, toned_only: bool) -> bool:
     return True
 
 
+def _fold_long(text: str) -> str:
+    """:func:`fold`, for long text too: OpenCC on the whole text, then the per-character
+    width and case folding through a table of the distinct characters instead of a Python
+    call per character. Falls back to :func:`fold` if :mod:`rag.normalize` changes shape."""
+    fold_char = getattr(_normalize, "_fold_char", None)
+    if fold_char is None or len(text) < _LONG_LINE:
+        return fold(text)
+    simplified = _normalize.to_simplified(text)
+    cps = _codepoints(simplified)
+    distinct = np.flatnonzero(np.bincount(cps)).tolist()
+    folded = [ord(fold_char(chr(c))) for c in distinct]
+    if folded == distinct:
+        return simplified
+    table = np.arange(distinct[-1] + 1, dtype="<u4")
+    table[distinct] = folded
+    return _from_codepoints(table[cps])
+
+
 def _classify_line(line: str) -> str | None:
     stripped = line.strip()
     if not stripped:
         return None
-    folded = fold(stripped)
-    if _is_stuffing(folded):
+    folded = _fold_long(stripped)
+    sentence = bool(_SENTENCE_END.search(folded))
+    if not sentence and _is_stuffing(folded, sentence=False):
         return STUFFING
-    if _SENTENCE_END.search(folded):
+    if sentence:
         return None
     if len(folded) <= 60 and _boilerplate_coverage(folded) >= 0.6:
         return BOILERPLATE
@@ -161,9 +262,17 @@ def _boilerplate_coverage(folded: str) -> float:
     return covered / len(text)
 
 
-def _is_stuffing(folded: str) -> bool:
+_STUFF_QUOTE = re.compile(r"[：:“”\"]")
+_STUFF_LONG_ITEM = re.compile(r"[^|｜、,，/／\s]{13}")  # an item longer than 12 characters
+_STUFF_STRONG_SEP = re.compile(r"[|｜、]")
+_STUFF_HAN_ONLY = re.compile(rf"[{_HAN}|｜、,，/／\s]*")
+
+
+def _is_stuffing(folded: str, *, sentence: bool | None = None) -> bool:
     """A run of many short names joined by |, 、, commas or spaces, with no sentence in it."""
-    if _SENTENCE_END.search(folded) or re.search(r"[：:“”\"]", folded):
+    if sentence is None:
+        sentence = bool(_SENTENCE_END.search(folded))
+    if sentence or _STUFF_QUOTE.search(folded) or _STUFF_LONG_ITEM.search(folded):
         return False
     items = [t for t in _STUFF_SPLIT.split(folded) if t]
     if len(items) < 8:
@@ -171,12 +280,13 @@ def _is_stuffing(folded: str) -> bool:
     lengths = [len(t) for t in items]
     if max(lengths) > 12 or sum(lengths) / len(lengths) > 6:
         return False
-    separators = "".join(_STUFF_SPLIT.findall(folded))
-    if "|" in separators or "｜" in separators or "、" in separators:
+    # |, ｜ and 、 are separators wherever they occur.
+    if _STUFF_STRONG_SEP.search(folded):
         return True
     # Joined only by spaces or commas: only lists of Han names, since a run of short English
-    # words without punctuation is just as likely an ordinary sentence.
-    return all(re.fullmatch(rf"[{_HAN}]+", t) for t in items)
+    # words without punctuation is just as likely an ordinary sentence. (Every character is
+    # a separator or part of an item, so: every character is a separator or Han.)
+    return _STUFF_HAN_ONLY.fullmatch(folded) is not None
 
 
 def _is_navigation(folded: str) -> bool:
@@ -188,68 +298,89 @@ def _is_navigation(folded: str) -> bool:
     return all(len(p.strip()) <= 10 for p in parts)
 
 
-def _normalise_whitespace(text: str, action: list[str | None], reason: list[str]) -> None:
-    """Within what survives: trim lines, collapse runs of spaces, keep paragraph breaks."""
-    kept = [i for i in range(len(text)) if action[i] is None]
-    j = 0
-    while j < len(kept):
-        if not text[kept[j]].isspace():
-            j += 1
-            continue
-        k = j
-        while k < len(kept) and text[kept[k]].isspace():
-            k += 1
-        run = kept[j:k]
-        at_start, at_end = j == 0, k == len(kept)
-        breaks = [i for i in run if text[i] == "\n" or (text[i] == "\r" and (i + 1 >= len(text) or text[i + 1] != "\n"))]
-        keep: dict[int, str] = {}
-        if at_start or at_end:
-            pass
-        elif len(breaks) >= 2:
-            keep = {breaks[0]: "\n", breaks[1]: "\n"}
-        elif len(breaks) == 1:
-            keep = {breaks[0]: "\n"}
-        else:
-            keep = {run[0]: " "}
-        for i in run:
-            if i in keep:
-                if text[i] != keep[i]:
-                    action[i] = keep[i]
-                    reason[i] = WHITESPACE
-            else:
-                action[i] = ""
-                reason[i] = WHITESPACE
-        j = k
+def _normalise_whitespace(cp: np.ndarray, act: np.ndarray, why: np.ndarray, space_lut: np.ndarray) -> None:
+    """Within what survives: trim lines, collapse runs of spaces, keep paragraph breaks.
+
+    A run of whitespace among the kept characters (dropped characters in between do not
+    break it) is dropped at the very start or end; otherwise it keeps its first one or two
+    line breaks (as "\n"), or, without line breaks, its first character (as " ").
+    Everything else in the run is dropped.
+    """
+    kept = act == _KEEP
+    idx = np.flatnonzero(space_lut[cp] & kept)  # the kept whitespace characters
+    if idx.size == 0:
+        return
+    # Two neighbours in ``idx`` are in one run when only dropped characters lie between.
+    kept_from = np.add.reduceat(kept, idx, dtype=np.int32)  # kept in [idx[k], idx[k+1])
+    first_of_run = np.ones(idx.size, dtype=bool)
+    first_of_run[1:] = kept_from[:-1] != 1
+    firsts = np.flatnonzero(first_of_run)  # indices into ``idx``
+    lasts = np.append(firsts[1:], idx.size) - 1
+    run = np.cumsum(first_of_run, dtype=np.int32) - 1
+    at_edge = np.zeros(firsts.size, dtype=bool)
+    at_edge[0] |= not kept[: idx[0]].any()
+    at_edge[-1] |= not kept[idx[-1] + 1:].any()
+
+    ch = cp[idx]
+    after = idx + 1
+    inside = after < cp.size
+    next_is_nl = np.zeros(idx.size, dtype=bool)
+    next_is_nl[inside] = cp[after[inside]] == 0x0A
+    is_break = (ch == 0x0A) | ((ch == 0x0D) & ~next_is_nl)
+    breaks_before = np.concatenate(([0], np.cumsum(is_break, dtype=np.int64)))
+    rank = breaks_before[:-1] - breaks_before[firsts][run]  # breaks earlier in the same run
+    n_breaks = breaks_before[lasts + 1] - breaks_before[firsts]
+
+    keep_nl = is_break & (rank < 2) & ~at_edge[run]
+    keep_sp = first_of_run & (n_breaks[run] == 0) & ~at_edge[run]
+    code = _REASON_CODE[WHITESPACE]
+    dropped = idx[~(keep_nl | keep_sp)]
+    act[dropped] = _DROP
+    why[dropped] = code
+    to_nl = idx[keep_nl & (ch != 0x0A)]
+    act[to_nl] = _TO_NEWLINE
+    why[to_nl] = code
+    to_sp = idx[keep_sp & (ch != 0x20)]
+    act[to_sp] = _TO_SPACE
+    why[to_sp] = code
 
 
-def _assemble(text: str, source: str, action: list[str | None], reason: list[str]) -> Document:
-    pieces: list[str] = []
-    edits: list[Edit] = []
-    clean_len = 0
-    i, n = 0, len(text)
-    while i < n:
-        a = action[i]
-        if a is None:
-            j = i
-            while j < n and action[j] is None:
-                j += 1
-            pieces.append(text[i:j])
-            clean_len += j - i
-            i = j
-            continue
-        if a == "":
-            j = i
-            while j < n and action[j] == "" and reason[j] == reason[i]:
-                j += 1
-            edits.append(Edit(i, j, text[i:j], "", reason[i], clean_len))
-            i = j
-            continue
-        edits.append(Edit(i, i + 1, text[i], a, reason[i], clean_len))
-        pieces.append(a)
-        clean_len += len(a)
-        i += 1
-    cleaned = "".join(pieces)
-    report = CleaningReport(source=source, original_chars=n, cleaned_chars=len(cleaned), edits=tuple(edits))
+def _assemble(text: str, source: str, cp: np.ndarray, act: np.ndarray, why: np.ndarray) -> Document:
+    n = len(text)
+    if not act.any():
+        report = CleaningReport(source=source, original_chars=n, cleaned_chars=n, edits=())
+        return Document(source=source, text=text, report=report)
+    out = act != _DROP
+    out_cp = cp[out]  # a copy
+    out_act = act[out]
+    out_cp[out_act == _TO_NEWLINE] = 0x0A
+    out_cp[out_act == _TO_SPACE] = 0x20
+    cleaned = _from_codepoints(out_cp)
+    del out, out_cp, out_act
+
+    # A run of dropped characters with one reason is one edit; a replacement is one edit
+    # per character.
+    key = why * (act == _DROP)  # the reason where dropped, else 0
+    bounds = np.flatnonzero(key[1:] != key[:-1]) + 1
+    seg_starts = np.concatenate(([0], bounds))
+    dropped = key[seg_starts] != 0
+    drop_starts = seg_starts[dropped]
+    drop_ends = np.append(bounds, n)[dropped]
+    replaced = np.flatnonzero(act >= _TO_NEWLINE)
+    starts = np.concatenate((drop_starts, replaced))
+    ends = np.concatenate((drop_ends, replaced + 1))
+    removed = np.concatenate((drop_ends - drop_starts, np.zeros(replaced.size, dtype=drop_starts.dtype)))
+    order = np.argsort(starts, kind="stable")
+    starts, ends, removed = starts[order], ends[order], removed[order]
+    clean_starts = starts - (np.cumsum(removed) - removed)
+
+    edits = tuple(
+        Edit(s, e, text[s:e], _REPLACEMENT.get(a, ""), _REASONS[r], c)
+        for s, e, a, r, c in zip(
+            starts.tolist(), ends.tolist(), act[starts].tolist(), why[starts].tolist(), clean_starts.tolist()
+        )
+    )
+    report = CleaningReport(source=source, original_chars=n, cleaned_chars=len(cleaned), edits=edits)
     return Document(source=source, text=cleaned, report=report)
 
 

@@ -21,7 +21,7 @@ Kind = Literal["query", "passage"]
 MINILM = "all-MiniLM-L6-v2"
 E5_SMALL = "multilingual-e5-small"
 TEST_HASH = "test-hash"
-DEFAULT_MODEL = MINILM
+DEFAULT_MODEL = E5_SMALL
 
 
 class Embedder(Protocol):

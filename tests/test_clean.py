@@ -105,3 +105,29 @@ def test_nothing_lost_that_is_not_reported(parts):
         assert text[e.start:e.end] == e.removed
         assert doc.text[e.clean_start:e.clean_start + len(e.replacement)] == e.replacement
     assert doc.text == doc.text.strip()
+
+
+def test_megabyte_lines_clean_quickly():
+    # A guard against per-character Python loops and quadratic blow-ups, not a benchmark.
+    import time
+
+    mixed = ("規(guī)模以上工業\t增加值 abc  Ｑ２數據\u200b " * 40_000)[:1_000_000]
+    for text in ("字" * 1_000_000, mixed):
+        started = time.perf_counter()
+        doc = clean_text(text)
+        assert time.perf_counter() - started < 5
+        assert restore_original(doc.text, doc.report.edits) == text
+        assert doc.text == doc.text.strip()
+    assert PINYIN in reasons(doc) and "(" not in doc.text and "\t" not in doc.text
+
+
+def test_long_lines_judged_like_short_ones():
+    from rag.clean import _fold_long
+    from rag.normalize import fold
+
+    line = "後來，ＡＢＣ乾隆年間 發展｜" * 3_000
+    assert _fold_long(line) == fold(line)
+    stuffing = "宁都县| 武宁县| 灵璧县| 竹山县| 南郑县| " * 2_000
+    doc = clean_text("正文第一段。\n" + stuffing)
+    assert doc.text == "正文第一段。"
+    assert STUFFING in reasons(doc)
