@@ -31,7 +31,7 @@ _UNIT = (
     r"(?:万亿|亿|万|千|百)?多?(?:%|％|‰|个百分点|个月|个|家|亿元|万元|美元|元|年|月|日|天|人次|万人|人|名|项|批|成|倍|次|岁|"
     r"公里|千米|米|吨|台|辆|户|所|座|条|种|位|件|份|场|届|期|小时|分钟|秒|平方公里|公顷|亩|部|本|篇|张|只|头|股|点)?"
 )
-_NUMBER_RE = re.compile(rf"(?:第)?{_NUM}\s*{_UNIT}|第[一二三四五六七八九十百千两]+[批届次个名期代轮]|[一二三四五六七八九十两]+[个家批项成倍]")
+_NUMBER_RE = re.compile(rf"(?:第)?{_NUM}\s*{_UNIT}|(?<![\d.])(?:万亿|千亿|百亿|亿|万)(?:元|美元|人|吨|台|辆|户|家)|第[一二三四五六七八九十百千两]+[批届次个名期代轮]|[一二三四五六七八九十两]+[个家批项成倍]")
 _DATE_RE = re.compile(r"\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|点|时)|\d{1,4}\s*年(?:\s*\d{1,2}\s*月)?(?:\s*\d{1,2}\s*日)?|\d{1,2}\s*月\s*\d{1,2}\s*日|[一二三四五六七八九〇零十]{2,4}年|\b1\d{3}\b|\b20\d{2}\b")
 _ORDINAL_RE = re.compile(r"第\s*(?:\d+|[一二三四五六七八九十百千两]+)\s*[批届次个名期代轮位季]?")
 _TYPED: dict[str, re.Pattern[str]] = {}
@@ -235,7 +235,9 @@ class Reader:
             return []
         dense = np.zeros(len(raw), dtype=np.float32)
         best_cov = max(r[3] for r in raw)
-        if self.embedder is not None and (cross_lingual or best_cov < 0.5) and self.dense_usable(q.text):
+        # Sentence embeddings cost a model call per sentence: only worth it when word overlap
+        # cannot work at all (question and passages in different languages).
+        if self.embedder is not None and cross_lingual and best_cov < self.settings.min_coverage and self.dense_usable(q.text):
             texts = [self.documents[h.source].text[sp.start:sp.end] for h, sp, *_ in raw]
             qv = self.embedder.encode([q.text], kind="query")[0]
             dense = self.embedder.encode(texts, kind="passage") @ qv
