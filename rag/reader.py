@@ -237,7 +237,9 @@ class Reader:
         best_cov = max(r[3] for r in raw)
         # Sentence embeddings cost a model call per sentence: only worth it when word overlap
         # cannot work at all (question and passages in different languages).
-        if self.embedder is not None and cross_lingual and best_cov < self.settings.min_coverage and self.dense_usable(q.text):
+        # Word overlap decides unless there is none to speak of across languages.
+        cross_lingual = cross_lingual and best_cov < self.settings.min_coverage
+        if self.embedder is not None and cross_lingual and self.dense_usable(q.text):
             texts = [self.documents[h.source].text[sp.start:sp.end] for h, sp, *_ in raw]
             qv = self.embedder.encode([q.text], kind="query")[0]
             dense = self.embedder.encode(texts, kind="passage") @ qv
@@ -251,6 +253,7 @@ class Reader:
                 score = (
                     st.w_cov * cov + st.w_chunk * chunk_cov + st.w_near * near + st.w_rank * (h.score / top_score)
                     + _kind_bonus(q, text) - (st.w_novelty if novelty < 0.25 else 0.0)
+                    - (0.2 if _is_heading(text) else 0.0)
                 )
                 if dense[i]:
                     score += 0.3 * float(dense[i])
@@ -259,6 +262,12 @@ class Reader:
             )
         out.sort(key=lambda s: (-s.score, s.hit_rank, s.start))
         return out
+
+
+def _is_heading(text: str) -> bool:
+    """A title or heading line names a topic; it does not state an answer."""
+    t = text.strip()
+    return t.startswith("#") or (len(t) <= 20 and not re.search(r"[。！？!?.;；:：,，、]", t))
 
 
 def _novelty(s_fold: str, terms: Sequence[str]) -> float:
