@@ -316,7 +316,13 @@ def extract_span(q: Question, text: str, start: int, end: int) -> SpanMatch | No
         if not cands:
             return None
         anchor = left_end if left_end is not None else (right_start if right_start is not None else 0)
-        m = min(cands, key=lambda m: (abs(m.start() - anchor) if m.start() >= anchor else 3 * (anchor - m.end()) + 1))
+        unit = q.right[:2]
+
+        def fits(m: re.Match[str]) -> bool:
+            # "多少个项目" wants the figure that counts 项目: its unit or next words say so.
+            return bool(unit) and unit in s_fold[m.start(): m.end() + 3]
+
+        m = min(cands, key=lambda m: (not fits(m), abs(m.start() - anchor) if m.start() >= anchor else 3 * (anchor - m.end()) + 1))
         return _make(text, start, m.start(), m.end())
     if q.kind != "entity":
         return None
