@@ -98,6 +98,13 @@ def render_table(result: EvalResult) -> str:
     )
     for (label, _), row in zip(rows, cells):
         lines.append(label.ljust(label_w) + "  " + "  ".join(c.rjust(w) for c, w in zip(row, col_w)))
+    for run in result.runs:
+        if run.refused_questions:
+            lines.append("")
+            lines.append(
+                f"{run.summary.mode}: {len(run.refused_questions)} question(s) rejected as "
+                f"input and not scored, e.g. {run.refused_questions[0]}"
+            )
     if result.gold_mismatches:
         shown = ", ".join(result.gold_mismatches[:5])
         more = f" (+{len(result.gold_mismatches) - 5} more)" if len(result.gold_mismatches) > 5 else ""

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .datasets import EvalQuestion, EvalSet
-from .errors import RagError
+from .errors import QueryError, RagError
 from .metrics import char_f1, contains_answer, exact_match, first_gold_rank, percentile
 from .types import Answer, Document, Hit
 
@@ -193,8 +193,12 @@ class ModeSummary:
 
 @dataclass(frozen=True)
 class ModeRun:
+    """One mode's summary and per-question results. ``refused_questions``: ``"<id>: <reason>"``
+    of questions the system rejected as unusable input (QueryError); they are not scored."""
+
     summary: ModeSummary
     questions: tuple[QuestionResult, ...]
+    refused_questions: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,6 +266,7 @@ class EvalResult:
         for run in self.runs:
             s = asdict(run.summary)
             s["recall"] = {f"@{r.k}": r.value for r in run.summary.recall}
+            s["refused_questions"] = list(run.refused_questions)
             if questions:
                 s["per_question"] = [asdict(q) for q in run.questions]
             out["modes"][run.summary.mode] = s
@@ -499,19 +504,27 @@ def _run_mode(
 ) -> ModeRun:
     # chunks to fetch: enough for ~k unique sources when passages span a few chunks
     search_k = min(_MAX_SEARCH_K, 4 * k)
-    if questions:  # warm-up, untimed: lazy loads (jieba, model weights, caches)
-        qa.search(questions[0].question, k=search_k, mode=mode)
-        qa.ask(questions[0].question, k=ask_k, mode=mode)
+    try:  # warm-up, untimed: lazy loads (jieba, model weights, caches)
+        qa.search("warm-up question 预热", k=search_k, mode=mode)
+        qa.ask("warm-up question 预热", k=ask_k, mode=mode)
+    except QueryError:
+        pass
     results: list[QuestionResult] = []
+    refused: list[str] = []
     t_mode = time.perf_counter()
     cpu_mode = time.process_time()
     bar = _progress_bar(len(questions), mode, progress)
     try:
         for q in questions:
             t0 = time.perf_counter()
-            hits = qa.search(q.question, k=search_k, mode=mode)
-            t1 = time.perf_counter()
-            ans = qa.ask(q.question, k=ask_k, mode=mode)
+            try:
+                hits = qa.search(q.question, k=search_k, mode=mode)
+                t1 = time.perf_counter()
+                ans = qa.ask(q.question, k=ask_k, mode=mode)
+            except QueryError as exc:
+                refused.append(f"{q.id}: {exc}")
+                bar.update(1)
+                continue
             t2 = time.perf_counter()
             results.append(
                 _score_question(
@@ -523,7 +536,7 @@ def _run_mode(
         bar.close()
     seconds = time.perf_counter() - t_mode
     cpu = time.process_time() - cpu_mode
-    return ModeRun(_summarise(mode, results, k, seconds, cpu), tuple(results))
+    return ModeRun(_summarise(mode, results, k, seconds, cpu), tuple(results), tuple(refused))
 
 
 def write_report(result: EvalResult, path: str | Path) -> int:

@@ -54,11 +54,11 @@ class StubQA:
 
     def search(self, question: str, k: int = 5, mode: str | None = None) -> list[Hit]:
         self.calls.append(("search", question, k, mode))
-        return self._hits[question][:k]
+        return self._hits.get(question, [])[:k]
 
     def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
         self.calls.append(("ask", question, k, mode))
-        return self._answers[question]
+        return self._answers.get(question, _answer(question, "no", None, found=False))
 
     def document(self, source: str) -> Document:
         text = self._docs[source]
@@ -166,10 +166,26 @@ def test_search_depth_and_warm_up() -> None:
     qa = StubQA({"Q1": [_hit("A", 1)]}, {"Q1": _answer("Q1", "a", "a")})
     run_eval(EvalSet("s", (), qs), qa, modes=("dense",), k=10, ask_k=3, progress=False)
     # one untimed warm-up pair, then the measured pair; 4*k chunks searched, ask_k read
-    assert qa.calls == [
-        ("search", "Q1", 40, "dense"), ("ask", "Q1", 3, "dense"),
-        ("search", "Q1", 40, "dense"), ("ask", "Q1", 3, "dense"),
-    ]
+    assert qa.calls[2:] == [("search", "Q1", 40, "dense"), ("ask", "Q1", 3, "dense")]
+    assert [c[0] for c in qa.calls[:2]] == ["search", "ask"]
+
+
+def test_rejected_question_is_listed_not_scored() -> None:
+    from rag.errors import QueryError
+
+    class Picky(StubQA):
+        def search(self, question: str, k: int = 5, mode: str | None = None) -> list[Hit]:
+            if question == "BAD":
+                raise QueryError("the question is too long")
+            return super().search(question, k, mode)
+
+    qs = (EvalQuestion("bad", "BAD", ("a",), ("A",)), EvalQuestion("ok", "Q1", ("a",), ("A",)))
+    qa = Picky({"Q1": [_hit("A", 1)]}, {"Q1": _answer("Q1", "a", "a")})
+    result = run_eval(EvalSet("s", (), qs), qa, progress=False)
+    run = result.runs[0]
+    assert [q.id for q in run.questions] == ["ok"] and run.summary.questions == 1
+    assert run.refused_questions == ("bad: the question is too long",)
+    assert "rejected as input" in render_table(result)
 
 
 class TestParagraphGold:
