@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from .datasets import load_eval_set
@@ -57,6 +58,13 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--compare", action="store_true", help="evaluate bm25, dense and hybrid side by side"
     )
     p.add_argument("--limit", type=int, default=None, help="evaluate the first N questions only")
+    p.add_argument(
+        "--ids",
+        default=None,
+        metavar="PATH",
+        help="evaluate only the questions listed in PATH: one id per line, a JSON list, or a JSON "
+        "object with 'validation_ids' (the span reader's split.json)",
+    )
     p.add_argument("-k", type=int, default=10, help="retrieval depth for recall and MRR (default 10)")
     p.add_argument("--ask-k", type=int, default=5, help="passages the reader gets (default 5)")
     p.add_argument("--report", default=None, metavar="PATH", help="write every miss as JSON lines")
@@ -68,11 +76,35 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def read_ids(path: str) -> set[str]:
+    """Question ids from a text file (one per line) or JSON (a list, or {'validation_ids': [...]})."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise RagError(f"{path}: cannot read the id list ({exc.strerror or exc})") from None
+    if text.lstrip().startswith(("[", "{")):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise RagError(f"{path}: not valid JSON ({exc})") from None
+        if isinstance(data, dict):
+            data = data.get("validation_ids")
+        if not isinstance(data, list):
+            raise RagError(f"{path}: expected a JSON list of ids or an object with 'validation_ids'")
+        return {str(x) for x in data}
+    return {line.strip() for line in text.splitlines() if line.strip()}
+
+
 def run_eval_command(args: argparse.Namespace) -> int:
     """Run ``eval`` with parsed ``args``; returns the exit code."""
     if args.limit is not None and args.limit < 0:
         raise RagError(f"--limit must be >= 0, got {args.limit}")
     eval_set = load_eval_set(args.data)
+    if args.ids:
+        ids = read_ids(args.ids)
+        eval_set = eval_set.only(ids)
+        if not eval_set.questions:
+            raise RagError(f"{args.ids}: none of its {len(ids)} ids is a question of {args.data}")
     if args.compare:
         modes: tuple[str, ...] = COMPARE_MODES
     elif args.mode:

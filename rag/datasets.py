@@ -20,6 +20,7 @@ Every problem is raised as :class:`rag.errors.DocumentError` naming the file (an
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,11 @@ class EvalSet:
     def has_corpus(self) -> bool:
         """True when the set brings passages to index (SQuAD format)."""
         return bool(self.passages)
+
+    def only(self, ids: Collection[str]) -> EvalSet:
+        """The same set with only the questions whose ids are in ``ids`` (all passages kept)."""
+        wanted = set(ids)
+        return EvalSet(self.name, self.passages, tuple(q for q in self.questions if q.id in wanted), self.skipped)
 
     def head(self, limit: int | None) -> EvalSet:
         """The same set with only the first ``limit`` questions (all passages kept)."""

@@ -57,6 +57,11 @@ class SentenceTransformerEmbedder:
         prompts = getattr(model, "prompts", {}) or {}
         self._prompt_names = {k: k for k in ("query", "passage") if k in prompts}
 
+    @property
+    def model(self) -> "object":
+        """The loaded sentence-transformers model (shared with the span reader)."""
+        return self._model
+
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)

@@ -44,6 +44,15 @@ class ModelError(RagError):
     """The embedding model could not be loaded."""
 
 
+class ReaderError(ModelError):
+    """The span reader's shipped weights are missing, corrupt or do not fit the encoder."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class QueryError(RagError):
     """A question or search argument is not usable (empty, too long, bad k)."""
 

@@ -43,6 +43,7 @@ def _rows(result: EvalResult) -> list[Row]:
         ("questions with a span", lambda s: str(s.with_span)),
         ("span EM (with a span)", lambda s: _pct(s.span_em)),
         ("span F1 (with a span)", lambda s: _pct(s.span_f1)),
+        ("span F1 (all answerable; no span = 0)", lambda s: _pct(s.span_f1_all)),
         ("answered (any answer)", lambda s: _pct(s.found_rate)),
         ("wrongly refused (answerable)", lambda s: _pct(s.wrong_refusal_rate)),
         ("correctly refused (unanswerable)", lambda s: _pct(s.correct_refusal_rate)),

@@ -159,7 +159,8 @@ class ModeSummary:
 
     recall/mrr: over answerable questions with a known gold passage (``with_gold``).
     answer_hit_rate, em, f1, wrong_refusal_rate: over answerable questions.
-    span_em, span_f1: over answerable questions whose answer has a span (``with_span``).
+    span_em, span_f1: over answerable questions whose answer has a span (``with_span``);
+    span_f1_all: over all answerable questions, an answer without a span counting 0.
     found_rate: over all questions. correct_refusal_rate: over unanswerable questions.
     """
 
@@ -176,6 +177,7 @@ class ModeSummary:
     with_span: int
     span_em: float | None
     span_f1: float | None
+    span_f1_all: float | None
     found_rate: float | None
     correct_refusal_rate: float | None
     wrong_refusal_rate: float | None
@@ -450,6 +452,7 @@ def _summarise(
         with_span=len(spans),
         span_em=_mean([r.span_em for r in spans if r.span_em is not None]),
         span_f1=_mean([r.span_f1 for r in spans if r.span_f1 is not None]),
+        span_f1_all=_mean([r.span_f1 if r.span_f1 is not None else 0.0 for r in answerable]),
         found_rate=_mean([1.0 if r.found else 0.0 for r in results]),
         correct_refusal_rate=_mean([0.0 if r.found else 1.0 for r in unanswerable]),
         wrong_refusal_rate=_mean([0.0 if r.found else 1.0 for r in answerable]),

@@ -6,13 +6,14 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .embedding import Embedder, canonical_name, load_embedder
+from .embedding import Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder
 from .errors import IndexIncompatibleError, QueryError, SourceNotFoundError
 from .lifecycle import BuildReport, Progress, add_texts, clean_raw, sync_index
 from .loaders import read_document
 from .reader import Reader, ReaderSettings, corpus_cjk_share
 from .retriever import Retriever, dense_gate
 from .settings import Settings
+from .span_answer import SpanAnswerer
 from .store import Manifest, load_index
 from .types import Answer, Document, Hit, IndexInfo
 
@@ -89,7 +90,7 @@ def build_index_from_texts(
 class QA:
     """A loaded index: search it, ask it, read its documents."""
 
-    def __init__(self, index_dir: Path, stored: "object", embedder: Embedder) -> None:
+    def __init__(self, index_dir: Path, stored: "object", embedder: Embedder, span: SpanAnswerer | None = None) -> None:
         from .store import StoredIndex
 
         assert isinstance(stored, StoredIndex)
@@ -113,6 +114,8 @@ class QA:
             self._dense_usable,
             ReaderSettings(),
         )
+        # The learned span reader (None: answers are whole sentences from the sentence reader).
+        self.span = span
 
     @property
     def version_path(self) -> Path:
@@ -139,7 +142,10 @@ class QA:
         """An extractive answer with citations, or ``found=False`` when the documents do not answer."""
         self._check(question, k)
         hits = self.retriever.search(question, k=k, mode=mode)
-        return self.reader.read(question, hits)
+        sentence = self.reader.read(question, hits)
+        if self.span is None:
+            return sentence
+        return self.span.answer(question, hits, sentence)
 
     def document(self, source: str) -> Document:
         """The cleaned document (``.text``, ``.report``) that citations point into."""
@@ -162,8 +168,17 @@ def load(
     model: str | None = None,
     embedder: Embedder | None = None,
     verify: bool = True,
+    reader: str | None = None,
 ) -> QA:
-    """Load an index and its model. A different ``model`` than the index's is refused."""
+    """Load an index and its model. A different ``model`` than the index's is refused.
+
+    ``reader``: ``"span"`` answers with the learned span reader (short answer + its sentence),
+    ``"sentence"`` with whole sentences only; ``None`` picks ``"span"`` for real embedding
+    models and ``"sentence"`` for the ``test-hash`` test embedder. The span reader runs on the
+    default multilingual encoder, shared with the retriever when the index uses it.
+    """
+    if reader not in (None, "span", "sentence"):
+        raise QueryError(f"reader must be 'span' or 'sentence', not {reader!r}")
     path = Path(index_dir)
     stored = load_index(path, verify=verify)
     built_with = stored.manifest.model
@@ -182,4 +197,16 @@ def load(
             f"{path}: index has dimension {stored.manifest.dimension}, model {embedder.name!r} gives "
             f"{embedder.dimension}: rebuild needed"
         )
-    return QA(path, stored, embedder)
+    if reader is None:
+        reader = "span" if isinstance(embedder, SentenceTransformerEmbedder) else "sentence"
+    span = _span_answerer(embedder, stored.documents) if reader == "span" else None
+    return QA(path, stored, embedder, span)
+
+
+def _span_answerer(embedder: Embedder, documents: "dict[str, Document]") -> SpanAnswerer:
+    from .embedding import E5_SMALL
+    from .span_reader import SpanReader, calibration_of
+
+    shared = embedder.model if isinstance(embedder, SentenceTransformerEmbedder) and embedder.name == E5_SMALL else None
+    span_reader = SpanReader.load(shared)
+    return SpanAnswerer(span_reader, documents, calibration_of(span_reader.card))

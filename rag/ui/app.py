@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", default="index", help="index folder (default: index)")
     p.add_argument("--uploads", default="uploads", help="folder where uploaded documents are kept (default: uploads)")
     p.add_argument("--model", default=None,
-                   help="embedding model for building the index (default: the index's, or all-MiniLM-L6-v2)")
+                   help="embedding model for building the index (default: the index's, or multilingual-e5-small)")
     p.add_argument("--host", default=None,
                    help=f"address to listen on (default: $GRADIO_SERVER_NAME or {DEFAULT_HOST}; "
                         "0.0.0.0 exposes the chat to your network)")
@@ -110,6 +110,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"The index is up to date: {result.documents} document(s), {result.chunks} passage(s)",
                   file=sys.stderr)
+            # Load the model and index while Gradio imports and the page is built: the two
+            # overlap (much of each is native code), and questions wait for the load anyway.
+            print("Loading the model and index in the background …", file=sys.stderr)
+            service.load_in_background()
         from .layout import CSS, build_blocks, theme
         from .uploads import MAX_UPLOAD_BYTES
 
@@ -146,10 +150,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
     print(f"Chat on {local_url} (server up after {time.perf_counter() - t0:.1f}s; Ctrl+C stops it)", file=sys.stderr)
     if not service.ready:
-        # Loaded after the server is up: the page shows "Loading…" and questions wait for it,
-        # instead of the whole start waiting (both compete for the same CPUs and the GIL).
-        print("Loading the model and index in the background; questions wait for it …", file=sys.stderr)
-        service.load_in_background()
+        # Still loading: the page shows "Loading…" and questions wait for it.
         _report_when_loaded(service, t0)
     if host not in ("127.0.0.1", "localhost", "::1"):
         print(f"warning: listening on {host}: anyone who can reach this machine can use the chat and add documents",

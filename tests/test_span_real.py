@@ -1,0 +1,100 @@
+"""The learned span reader end to end with the real encoder (slow tier)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import rag
+from rag import e5, span_reader
+from rag.normalize import fold
+from rag.span_model import SpanHead, SpanModelConfig
+
+pytestmark = pytest.mark.slow
+
+ENGLISH = Path(__file__).parent / "fixtures" / "english"
+
+
+@pytest.fixture(scope="module")
+def seed_qa(tmp_path_factory, seed_path: Path):
+    index = tmp_path_factory.mktemp("span-seed")
+    rag.build_index([seed_path], index_dir=index)
+    return rag.load(index, reader="span")
+
+
+@pytest.fixture(scope="module")
+def english_qa(tmp_path_factory):
+    index = tmp_path_factory.mktemp("span-english")
+    rag.build_index([ENGLISH], index_dir=index)
+    return rag.load(index, reader="span")
+
+
+def _check_offsets(qa: rag.QA, ans: rag.Answer) -> None:
+    for c in ans.citations:
+        assert qa.document(c.source).text[c.start : c.end] == c.quote
+    if ans.span is not None:
+        sc = ans.span_citation
+        assert sc is not None and qa.document(sc.source).text[sc.start : sc.end] == sc.quote == ans.span
+        assert any(c.source == sc.source and c.start <= sc.start and sc.end <= c.end for c in ans.citations)
+
+
+@pytest.mark.parametrize(
+    ("question", "gold"),
+    [
+        ("前三季度规模以上工业增加值同比增长多少？", "5.8%"),
+        ("前三季度規模以上工業增加值同比增長多少？", "5.8%"),
+        ("今年以来平台助企融资新增多少？", "2900亿元"),
+    ],
+)
+def test_seed_questions_get_the_short_answer_first(seed_qa, question: str, gold: str) -> None:
+    ans = seed_qa.ask(question)
+    assert ans.found and ans.span is not None
+    assert fold(gold) in fold(ans.span) and len(ans.span) <= 3 * len(gold)
+    assert fold(ans.span) in fold(ans.text)
+    _check_offsets(seed_qa, ans)
+
+
+@pytest.mark.parametrize("question", ["今年全国GDP同比增长多少？", "灵璧县属于哪个省？"])
+def test_seed_unanswerable_questions_are_refused(seed_qa, question: str) -> None:
+    ans = seed_qa.ask(question)
+    assert not ans.found and ans.span is None and not ans.citations and ans.passages
+
+
+@pytest.mark.parametrize(
+    ("question", "gold"),
+    [
+        ("When was the Lanternfish Observatory completed?", "1987"),
+        ("Who designed the Greywater Bridge?", "Margaret Ellis"),
+        ("How many passengers did Copperleaf Rail carry in 2022?", "3.1 million"),
+        ("How long is the Greywater Bridge?", "310 metres"),
+    ],
+)
+def test_english_documents(english_qa, question: str, gold: str) -> None:
+    ans = english_qa.ask(question)
+    assert ans.found and gold in ans.text
+    if ans.span is not None:
+        assert gold in ans.span or ans.span in gold
+    _check_offsets(english_qa, ans)
+
+
+def test_reader_layers_match_the_encoder_before_training() -> None:
+    """Our own copy of the top layers computes what transformers' layers compute."""
+    model = e5.load_sentence_transformer(e5.materialize(), fast=False)
+    enc = span_reader.load_encoder(model)
+    bert = model[0].auto_model
+    batch = enc.tokenizer(["前三季度增长多少？", "short"], padding=True, return_tensors="pt")
+    head = SpanHead(SpanModelConfig())
+    head.init_from_encoder(enc.top_layer_state())
+    head.eval()
+    with torch.no_grad():
+        full = bert(batch["input_ids"], attention_mask=batch["attention_mask"], output_hidden_states=True).hidden_states
+        low = enc.lower(batch["input_ids"], batch["attention_mask"])
+        x = low
+        add = (1.0 - batch["attention_mask"][:, None, None, :].float()) * -1e4
+        for layer in head.layers:
+            x = layer(x, add)
+    m = batch["attention_mask"].bool()
+    assert (full[8] - low)[m].abs().max() < 1e-4
+    assert (full[12] - x)[m].abs().max() < 1e-4

@@ -1,0 +1,250 @@
+"""Fit the span reader's confidence (answer / span only / refuse) and write it to its model card.
+
+    python training/calibrate_reader.py ../shared/data/drcd/DRCD_dev.json \
+        --seed-questions ../shared/data/seed_qa_dev.jsonl --full-index /tmp/idx_drcd --write
+
+Data: the validation questions of the reader's split (``rag/models/reader/split.json``; the
+reader never trained on them) asked twice: against an index of all the set's passages
+(answerable) and against the same index with every passage of the validation articles removed
+(unanswerable: "each asked against an index that lacks its passage"), plus the seed dev set
+against an index of ``docs/``. A logistic model over the features of ``rag.span_answer`` is
+fitted; its thresholds keep wrongly refused answerable questions under ``--max-wrong-refusals``.
+Reported numbers are cross-fitted (two folds split by article: each half is scored by a model
+fitted on the other half), so they are out-of-sample; the written calibration is fitted on all.
+It also writes the unanswerable questions as JSON lines for ``rag eval`` on the reduced index.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import rag  # noqa: E402
+from rag.datasets import load_eval_set  # noqa: E402
+from rag.metrics import char_f1, contains_answer  # noqa: E402
+from rag.span_answer import FEATURES, Calibration, SpanAnswerer  # noqa: E402
+from rag.span_reader import CARD_NAME, READER_DIR  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Row:
+    qid: str
+    group: str  # article (DRCD) or "seed"
+    label: int  # 1: the index holds the answer
+    features: tuple[float, ...]
+    span_f1: float  # F1 of the span against the gold answers (answerable rows)
+    span_sentence_hit: bool  # the span's sentence holds a gold answer
+    sentence_hit: bool  # the sentence reader's sentence holds a gold answer
+    sentence_found: bool
+    weight: float
+
+
+def collect(qa: rag.QA, questions, label: int, group_of, weight: float = 1.0) -> list[Row]:  # type: ignore[no-untyped-def]
+    span: SpanAnswerer = qa.span  # type: ignore[assignment]
+    rows = []
+    t0 = time.time()
+    for i, q in enumerate(questions):
+        hits = qa.retriever.search(q.question, k=5)
+        sentence = qa.reader.read(q.question, hits)
+        ev = span.evidence(q.question, hits, sentence)
+        pred = qa.document(ev.hit.source).text[ev.start : ev.end] if ev.hit is not None else ""
+        # the sentence holding the span, as the answer would quote it
+        composed = span._sentence_of_span(q.question, ev, 1.0, hits, with_span=True) if ev.hit is not None and ev.end > ev.start else None
+        golds = list(q.answers)
+        rows.append(Row(
+            q.id, group_of(q), label, ev.features,
+            char_f1(pred, golds) if golds and pred else 0.0,
+            bool(composed is not None and golds and contains_answer(composed.text, golds)),
+            bool(sentence.found and golds and contains_answer(sentence.text, golds)),
+            sentence.found, weight,
+        ))
+        if (i + 1) % 100 == 0:
+            print(f"  {i + 1}/{len(questions)} ({time.time() - t0:.0f} s)", flush=True)
+    return rows
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1.0) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
+    mean, scale = x.mean(0), x.std(0)
+    scale[scale < 1e-6] = 1.0
+    z = (x - mean) / scale
+    a = np.hstack([z, np.ones((len(z), 1))])
+    beta = np.zeros(a.shape[1])
+    for _ in range(50):  # Newton / IRLS with an L2 penalty (not on the bias)
+        p = 1 / (1 + np.exp(-np.clip(a @ beta, -40, 40)))
+        g = a.T @ (w * (p - y)) + l2 * np.r_[beta[:-1], 0]
+        h = (a * (w * p * (1 - p))[:, None]).T @ a + l2 * np.diag(np.r_[np.ones(len(beta) - 1), 0])
+        step = np.linalg.solve(h, g)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return beta[:-1], float(beta[-1]), mean, scale
+
+
+def choose_thresholds(rows: list[Row], conf: np.ndarray, max_wrong: float) -> tuple[float, float]:
+    ans = np.array([r.label == 1 and r.group != "seed" for r in rows])
+    seed_ans = np.array([r.label == 1 and r.group == "seed" for r in rows])
+    pos = np.sort(conf[ans])
+    # the highest threshold that refuses at most max_wrong of answerable questions and no seed one
+    answer_at = float(pos[int(np.floor(max_wrong * len(pos)))]) if len(pos) else 0.5
+    if seed_ans.any():
+        answer_at = min(answer_at, float(conf[seed_ans].min()))
+    answer_at = max(1e-4, answer_at - 1e-6)
+    # span threshold: show the span where its expected F1 beats a sentence-only answer's value
+    best, span_at = -1e9, answer_at
+    f1 = np.array([r.span_f1 for r in rows])
+    for t in sorted({answer_at, *np.quantile(conf[ans], np.linspace(0, 0.6, 31)).tolist()}):
+        if t < answer_at:
+            continue
+        shown = ans & (conf >= t)
+        gain = float((f1[shown] - 0.35).sum())
+        if gain > best:
+            best, span_at = gain, float(t)
+    return answer_at, span_at
+
+
+def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float, span_at: float) -> dict[str, float]:
+    ans = [i for i, r in enumerate(rows) if r.label == 1 and r.group != "seed"]
+    una = [i for i, r in enumerate(rows) if r.label == 0 and r.group != "seed"]
+    answered = [i for i in ans if conf[i] >= answer_at]
+    spans = [i for i in answered if conf[i] >= span_at]
+    # sentence shown: the span's sentence when a span is shown, else the sentence reader's
+    hits = sum(rows[i].span_sentence_hit if conf[i] >= span_at else rows[i].sentence_hit for i in answered)
+    return {
+        "answerable": len(ans),
+        "wrongly_refused": round(1 - len(answered) / max(1, len(ans)), 4),
+        "unanswerable": len(una),
+        "unanswerable_refused": round(sum(conf[i] < answer_at for i in una) / max(1, len(una)), 4),
+        "span_shown": round(len(spans) / max(1, len(ans)), 4),
+        "span_f1_all": round(sum(rows[i].span_f1 for i in spans) / max(1, len(ans)), 4),
+        "span_f1_when_shown": round(sum(rows[i].span_f1 for i in spans) / max(1, len(spans)), 4),
+        "reader_span_f1_top": round(float(np.mean([rows[i].span_f1 for i in ans])), 4),
+        "sentence_hit": round(hits / max(1, len(ans)), 4),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", type=Path, help="DRCD dev (SQuAD format)")
+    ap.add_argument("--split", type=Path, default=READER_DIR / "split.json")
+    ap.add_argument("--full-index", type=Path, required=True, help="index of all the set's passages (rag eval --index)")
+    ap.add_argument("--reduced-index", type=Path, default=None, help="made from --full-index when missing")
+    ap.add_argument("--seed-questions", type=Path, default=None)
+    ap.add_argument("--seed-index", type=Path, default=Path("index"))
+    ap.add_argument("--max-wrong-refusals", type=float, default=0.035)
+    ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--write", action="store_true", help="write the calibration into the reader's model card")
+    ap.add_argument("--unanswerable-out", type=Path, default=None, help="write the unanswerable questions as JSON lines")
+    ap.add_argument("--json", type=Path, default=None, help="write rows and results here")
+    args = ap.parse_args(argv)
+
+    split = json.loads(args.split.read_text(encoding="utf-8"))
+    val_ids = set(split["validation_ids"])
+    eval_set = load_eval_set(args.data)
+    val = [q for q in eval_set.questions if q.id in val_ids]
+    if args.limit:
+        random.Random(0).shuffle(val)
+        val = val[: args.limit]
+    val_sources = sorted({s for q in eval_set.questions if q.id in val_ids for s in q.gold_sources})
+    print(f"{len(val)} validation questions of {args.data.name}; {len(val_sources)} passages to remove", flush=True)
+
+    reduced = args.reduced_index or args.full_index.with_name(args.full_index.name + "-minus-val")
+    if not reduced.exists():
+        shutil.copytree(args.full_index, reduced, symlinks=True)
+        rag.remove_documents(val_sources, reduced)
+    # DRCD passage ids are "<article>-<paragraph>": passages of one article share the prefix
+    article_of = {q.id: re.sub(r"-\d+(~\d+)?$", "", q.gold_sources[0]) for q in val}
+
+    rows: list[Row] = []
+    qa = rag.load(args.full_index, reader="span")
+    print("answerable (full index)", flush=True)
+    rows += collect(qa, val, 1, lambda q: article_of[q.id])
+    del qa
+    qa = rag.load(reduced, reader="span")
+    print("unanswerable (validation articles removed)", flush=True)
+    rows += collect(qa, val, 0, lambda q: article_of[q.id])
+    del qa
+    if args.seed_questions:
+        seed = load_eval_set(args.seed_questions)
+        qa = rag.load(args.seed_index, reader="span")
+        print("seed dev set", flush=True)
+        for q in seed.questions:
+            rows += collect(qa, [q], 1 if q.answerable else 0, lambda _q: "seed", weight=5.0)
+
+    x = np.array([r.features for r in rows], dtype=np.float64)
+    y = np.array([r.label for r in rows], dtype=np.float64)
+    w = np.array([r.weight for r in rows], dtype=np.float64)
+
+    # cross-fitted, out-of-sample confidences: two folds by article
+    groups = sorted({r.group for r in rows if r.group != "seed"})
+    random.Random(1).shuffle(groups)
+    fold_of = {g: i % 2 for i, g in enumerate(groups)}
+    oos = np.zeros(len(rows))
+    thresholds = []
+    for f in (0, 1):
+        train = np.array([r.group == "seed" or fold_of[r.group] != f for r in rows])
+        test = np.array([r.group != "seed" and fold_of[r.group] == f for r in rows])
+        coef, bias, mean, scale = fit_logistic(x[train], y[train], w[train])
+        cal = Calibration(tuple(coef), bias, tuple(mean), tuple(scale), 0.5, 0.5)
+        conf_all = np.array([cal.confidence(v) for v in x])
+        sub = [r for r, t in zip(rows, train) if t]
+        a_at, s_at = choose_thresholds(sub, conf_all[train], args.max_wrong_refusals)
+        thresholds.append((a_at, s_at))
+        oos[test] = conf_all[test]
+        # thresholds from the training half applied to the test half
+        oos[test] = np.where(conf_all[test] >= a_at, 0.5 + 0.5 * (conf_all[test] >= s_at), 0.0)
+    cross = outcomes(rows, oos, 0.5, 1.0)
+
+    coef, bias, mean, scale = fit_logistic(x, y, w)
+    cal = Calibration(tuple(float(c) for c in coef), bias, tuple(float(m) for m in mean), tuple(float(s) for s in scale), 0.5, 0.5)
+    conf = np.array([cal.confidence(v) for v in x])
+    answer_at, span_at = choose_thresholds(rows, conf, args.max_wrong_refusals)
+    cal = Calibration(cal.weights, cal.bias, cal.mean, cal.scale, round(answer_at, 6), round(span_at, 6))
+    fitted = outcomes(rows, conf, answer_at, span_at)
+    seed_rows = [(r, c) for r, c in zip(rows, conf) if r.group == "seed"]
+    seed_ok = sum((c >= answer_at) == (r.label == 1) for r, c in seed_rows)
+    result = {
+        "features": list(FEATURES),
+        "calibration": cal.to_dict(),
+        "cross_fitted": cross,
+        "fold_thresholds": thresholds,
+        "in_sample": fitted,
+        "seed": {"questions": len(seed_rows), "decided_right": int(seed_ok)},
+        "sentence_reader_only": {
+            "sentence_hit": round(float(np.mean([r.sentence_hit for r in rows if r.label == 1 and r.group != "seed"])), 4),
+            "unanswerable_refused": round(float(np.mean([not r.sentence_found for r in rows if r.label == 0 and r.group != "seed"])), 4),
+        },
+    }
+    print(json.dumps({k: v for k, v in result.items() if k != "calibration"}, indent=1), flush=True)
+    print(json.dumps(result["calibration"]), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({**result, "rows": [r.__dict__ for r in rows]}, ensure_ascii=False, indent=1) + "\n",
+                             encoding="utf-8")
+    if args.unanswerable_out:
+        with args.unanswerable_out.open("w", encoding="utf-8") as fh:
+            for q in val:
+                fh.write(json.dumps({"id": q.id, "question": q.question, "answers": []}, ensure_ascii=False) + "\n")
+    if args.write:
+        card_path = READER_DIR / CARD_NAME
+        card = json.loads(card_path.read_text(encoding="utf-8"))
+        card["calibration"] = {**cal.to_dict(), "data": {
+            "answerable": fitted["answerable"], "unanswerable": fitted["unanswerable"], "seed": len(seed_rows),
+            "source": args.data.name, "split": "validation articles of the reader's split"},
+            "cross_fitted": cross}
+        card_path.write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        print(f"wrote the calibration into {card_path}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
