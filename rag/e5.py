@@ -972,6 +972,21 @@ def quantize_int8(model: Any) -> bool:
     return True
 
 
+def quantize_linear_int8(module: Any) -> bool:
+    """Swap every Linear layer of ``module`` for a dynamic int8 one, in place (False, untouched,
+    where this torch cannot run them)."""
+    import torch
+
+    if not _int8_works():
+        return False
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    return True
+
+
 def _int8_works() -> bool:
     """Probe the dynamic int8 path on a tiny layer."""
     try:

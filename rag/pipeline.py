@@ -205,8 +205,9 @@ def load(
 
 def _span_answerer(embedder: Embedder, documents: "dict[str, Document]") -> SpanAnswerer:
     from .embedding import E5_SMALL
-    from .span_reader import SpanReader, calibration_of
+    from .span_reader import READER_DIR, SpanReader, calibration_of
 
     shared = embedder.model if isinstance(embedder, SentenceTransformerEmbedder) and embedder.name == E5_SMALL else None
-    span_reader = SpanReader.load(shared)
+    folder = Path(os.environ["RAG_READER_DIR"]) if os.environ.get("RAG_READER_DIR") else READER_DIR
+    span_reader = SpanReader.load(shared, folder)
     return SpanAnswerer(span_reader, documents, calibration_of(span_reader.card))

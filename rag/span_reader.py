@@ -173,9 +173,14 @@ class SpanReader:
         self._passage_cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
 
     @classmethod
-    def load(cls, model: Any | None = None, folder: Path = READER_DIR, *, threads: int = 1) -> "SpanReader":
+    def load(cls, model: Any | None = None, folder: Path = READER_DIR, *, threads: int = 2,
+             fast: bool = True) -> "SpanReader":
+        """``fast``: run the head's Linear layers in dynamic int8 like the encoder's (the
+        calibration is fitted on this path)."""
         encoder = load_encoder(model)
         head, card = load_head(folder, encoder.identity)
+        if fast:
+            e5.quantize_linear_int8(head)
         return cls(encoder, head, card, threads=threads)
 
     def _passage(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
@@ -222,4 +227,4 @@ def calibration_of(card: Mapping[str, Any]) -> Calibration:
     try:
         return Calibration.from_dict(data)
     except (KeyError, TypeError, ValueError) as exc:
-        raise ReaderError(READER_DIR / CARD_NAME, f"bad calibration section ({exc})") from None
+        raise ReaderError(CARD_NAME, f"bad calibration section ({exc})") from None

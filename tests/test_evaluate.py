@@ -334,3 +334,27 @@ class TestCli:
     def test_mode_and_compare_exclusive(self) -> None:
         with pytest.raises(SystemExit):
             self._parse([str(FIXTURE), "--mode", "bm25", "--compare"])
+
+    @pytest.mark.parametrize("form", ["lines", "list", "split"])
+    def test_ids_select_questions(self, tmp_path: Path, capsys: pytest.CaptureFixture[str], form: str) -> None:
+        ids = ["TINY_0_QUERY_0", "2001-1-2"]
+        path = tmp_path / "ids"
+        if form == "lines":
+            path.write_text("\n".join(ids) + "\n", encoding="utf-8")
+        elif form == "list":
+            path.write_text(json.dumps(ids), encoding="utf-8")
+        else:
+            path.write_text(json.dumps({"seed": 1, "validation_ids": ids}), encoding="utf-8")
+        args = self._parse([str(FIXTURE), "--model", HASH, "--ids", str(path), "--json", "--per-question"])
+        assert args.func(args) == 0
+        data = json.loads(capsys.readouterr().out)
+        assert data["questions"] == 2 and data["passages"] == 4
+
+    @pytest.mark.parametrize(("content", "match"), [("nothing-matches\n", "none of its"), ("{bad", "not valid JSON"),
+                                                    ('{"other": 1}', "validation_ids")])
+    def test_bad_id_lists(self, tmp_path: Path, content: str, match: str) -> None:
+        path = tmp_path / "ids"
+        path.write_text(content, encoding="utf-8")
+        args = self._parse([str(FIXTURE), "--model", HASH, "--ids", str(path)])
+        with pytest.raises(RagError, match=match):
+            args.func(args)
