@@ -6,7 +6,9 @@ score), the retrieval scores and the sentence reader's own verdict are combined 
 model fitted on held-out dev questions, answerable ones and unanswerable ones asked against an
 index that lacks their passage (``training/calibrate_reader.py``). Three outcomes:
 
-* confident: ``Answer.span`` is the span, ``Answer.text`` the sentence(s) holding it;
+* confident: ``Answer.span`` is the span, ``Answer.text`` the sentence(s) holding it (the
+  sentence reader's sentence when it has one, with the reader's best span inside it, or the
+  sentence reader's own typed span where it extracted one);
 * unsure of the span but the documents answer: the sentence reader's answer, without a span;
 * not answerable: the refusal, with the closest passages for the user to judge.
 """
@@ -24,7 +26,7 @@ from .reader import NOT_FOUND
 from .span_features import SpanGuess
 from .types import Answer, Citation, Document, Hit
 
-FEATURES = ("margin", "span_score", "null_score", "dense", "bm25", "sentence_found", "sentence_score", "span_in_sentence")
+FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score")
 _EDGE = " \t\r\n\u3000，。、；：！？,;:!?"
 
 
@@ -62,19 +64,25 @@ class Calibration:
 
 # Used until a calibration is fitted: answer on the sentence reader's verdict, span on margin.
 UNCALIBRATED = Calibration(
-    weights=(1.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0), bias=-2.0, mean=(0.0,) * len(FEATURES),
+    weights=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0), bias=-2.0, mean=(0.0,) * len(FEATURES),
     scale=(1.0,) * len(FEATURES), answer_at=0.5, span_at=0.5,
 )
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """What the decision is made from, kept for calibration and for explaining answers."""
+    """What the decision is made from, kept for calibration and for explaining answers.
+
+    ``hit``/``start``/``end``: the span (document offsets) the answer would give: the reader's
+    best span inside the sentence reader's sentence when it has one, else its best span
+    anywhere; ``inside`` tells which.
+    """
 
     hit: Hit | None
-    start: int  # span in document text
+    start: int
     end: int
     features: tuple[float, ...]
+    inside: bool = False
 
 
 @dataclass(frozen=True)
@@ -94,35 +102,63 @@ class SpanAnswerer:
 
     def evidence(self, question: str, hits: Sequence[Hit], sentence: Answer) -> Evidence:
         top = list(hits[: self.settings.passages])
+        # the passages holding the sentence reader's quotes are always read
+        holders: list[tuple[int, Citation]] = []
+        for c in sentence.citations if sentence.found else ():
+            j = next((i for i, h in enumerate(top) if _holds(h, c)), None)
+            if j is None:
+                extra = next((h for h in hits if _holds(h, c)), None)
+                if extra is None:
+                    continue
+                top.append(extra)
+                j = len(top) - 1
+            holders.append((j, c))
         result = self.reader.read(question, [h.text for h in top]) if top else None
         best: SpanGuess | None = result.best if result is not None else None
+        chosen, inside = best, False
+        if result is not None and holders:
+            within = [g for g in (result.best_within(j, c.start - top[j].start, c.end - top[j].start)
+                                  for j, c in holders) if g is not None]
+            if within:
+                chosen, inside = max(within, key=lambda g: g.score), True
         dense = max((h.dense_score for h in hits), default=0.0)
-        bm25 = max((h.bm25_score for h in hits), default=0.0)
+        bm25 = math.log1p(max((h.bm25_score for h in hits), default=0.0))
         s_found = 1.0 if sentence.found else 0.0
-        if best is None:
-            return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, dense, math.log1p(bm25), s_found, sentence.score, 0.0))
-        hit = top[best.passage]
-        start, end = _trim(hit.text, best.start, best.end)
-        a, b = hit.start + start, hit.start + end
-        inside = 1.0 if sentence.found and any(c.source == hit.source and c.start <= a and b <= c.end
-                                                for c in sentence.citations) else 0.0
-        feats = (best.score - best.null_score, best.score, best.null_score, dense, math.log1p(bm25), s_found,
-                 sentence.score, inside)
-        return Evidence(hit, a, b, feats)
+        best_score = best.score if best is not None else -10.0
+        if chosen is None:
+            return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, best_score, dense, bm25, s_found, sentence.score))
+        hit = top[chosen.passage]
+        start, end = _trim(hit.text, chosen.start, chosen.end)
+        feats = (chosen.score - chosen.null_score, chosen.score, chosen.null_score, best_score, dense, bm25, s_found,
+                 sentence.score)
+        return Evidence(hit, hit.start + start, hit.start + end, feats, inside)
 
     def answer(self, question: str, hits: Sequence[Hit], sentence: Answer) -> Answer:
         ev = self.evidence(question, hits, sentence)
         conf = self.calibration.confidence(ev.features)
         if conf < self.calibration.answer_at:
             return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))
-        if ev.hit is None or ev.end <= ev.start or conf < self.calibration.span_at:
-            if sentence.found:
-                return Answer(question, True, sentence.text, None, round(conf, 4), sentence.citations, None,
+        has_span = ev.hit is not None and ev.end > ev.start
+        if sentence.found:
+            if sentence.span is not None and sentence.span_citation is not None:
+                # The sentence reader's typed extraction (a figure, date, ordinal or name the
+                # question asks for, matched in its sentence) has exact boundaries: it wins.
+                return Answer(question, True, sentence.text, sentence.span, round(conf, 4), sentence.citations,
+                              sentence.span_citation, sentence.passages)
+            if has_span and ev.inside and conf >= self.calibration.span_at:
+                assert ev.hit is not None
+                holder = next(c for c in sentence.citations if c.source == ev.hit.source
+                              and c.start <= ev.start and ev.end <= c.end)
+                span = self.documents[ev.hit.source].text[ev.start : ev.end]
+                return Answer(question, True, sentence.text, span, round(conf, 4), sentence.citations,
+                              Citation(holder.n, holder.source, holder.chunk_id, ev.start, ev.end, span),
                               sentence.passages)
-            if ev.hit is None or ev.end <= ev.start:
-                return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))
-            return self._sentence_of_span(question, ev, conf, hits, with_span=False)
-        return self._sentence_of_span(question, ev, conf, hits, with_span=True)
+            return Answer(question, True, sentence.text, None, round(conf, 4), sentence.citations, None,
+                          sentence.passages)
+        if not has_span:
+            return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))
+        # the sentence reader found nothing, the span reader is confident: its span and sentence
+        return self._sentence_of_span(question, ev, conf, hits, with_span=conf >= self.calibration.span_at)
 
     def _sentence_of_span(self, question: str, ev: Evidence, conf: float, hits: Sequence[Hit], *, with_span: bool) -> Answer:
         assert ev.hit is not None
@@ -162,6 +198,10 @@ class SpanAnswerer:
                 if len(out) >= 2:
                     return out
         return out
+
+
+def _holds(h: Hit, c: Citation) -> bool:
+    return h.source == c.source and h.start <= c.start and c.end <= h.end
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:

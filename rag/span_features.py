@@ -112,21 +112,29 @@ def pad_batch(windows: Sequence[Window], pad_id: int) -> tuple[np.ndarray, np.nd
 
 
 def best_span(window: Window, start_logits: np.ndarray, end_logits: np.ndarray, *, top: int = 20,
-              max_answer_tokens: int = MAX_ANSWER_TOKENS) -> SpanGuess | None:
-    """The highest-scoring well-formed span inside the window's passage tokens."""
+              max_answer_tokens: int = MAX_ANSWER_TOKENS, within: tuple[int, int] | None = None) -> SpanGuess | None:
+    """The highest-scoring well-formed span inside the window's passage tokens; with
+    ``within=(a, b)``, only among tokens lying inside passage characters [a, b)."""
     lo = window.context_start
     hi = lo + len(window.offsets)
     if hi <= lo:
         return None
-    s = np.asarray(start_logits[lo:hi], dtype=np.float64)
-    e = np.asarray(end_logits[lo:hi], dtype=np.float64)
+    s = np.asarray(start_logits[lo:hi], dtype=np.float64).copy()
+    e = np.asarray(end_logits[lo:hi], dtype=np.float64).copy()
+    if within is not None:
+        offs = np.asarray(window.offsets, dtype=np.int64).reshape(-1, 2)
+        outside = (offs[:, 0] < within[0]) | (offs[:, 1] > within[1])
+        if outside.all():
+            return None
+        s[outside] = -np.inf
+        e[outside] = -np.inf
     k = min(top, len(s))
     starts = np.argpartition(-s, k - 1)[:k]
     ends = np.argpartition(-e, k - 1)[:k]
     best: tuple[float, int, int] | None = None
     for i in starts:
         for j in ends:
-            if j < i or j - i + 1 > max_answer_tokens:
+            if j < i or j - i + 1 > max_answer_tokens or not np.isfinite(s[i] + e[j]):
                 continue
             score = s[i] + e[j]
             if best is None or score > best[0]:

@@ -148,9 +148,21 @@ def load_head(folder: Path = READER_DIR, identity: Mapping[str, str] | None = No
 
 @dataclass(frozen=True)
 class ReadResult:
-    """Best span per window, and the best over all windows (``None`` if no window had one)."""
+    """Best span per window, and the best over all windows (``None`` if no window had one).
+    ``windows``/``start_logits``/``end_logits`` keep what is needed to decode again inside a
+    given stretch of a passage (:meth:`best_within`)."""
 
     spans: tuple[SpanGuess, ...]
+    windows: tuple[Window, ...] = ()
+    start_logits: tuple[np.ndarray, ...] = ()
+    end_logits: tuple[np.ndarray, ...] = ()
+
+    def best_within(self, passage: int, start: int, end: int) -> SpanGuess | None:
+        """The best span lying inside characters [start, end) of passage ``passage``."""
+        guesses = [best_span(w, s, e, within=(start, end))
+                   for w, s, e in zip(self.windows, self.start_logits, self.end_logits) if w.passage == passage]
+        found = [g for g in guesses if g is not None]
+        return max(found, key=lambda g: g.score) if found else None
 
     @property
     def best(self) -> SpanGuess | None:
@@ -216,7 +228,8 @@ class SpanReader:
             torch.set_num_threads(previous)
         s, e = start.numpy(), end.numpy()
         spans = [best_span(w, s[i], e[i]) for i, w in enumerate(windows)]
-        return ReadResult(tuple(g for g in spans if g is not None))
+        return ReadResult(tuple(g for g in spans if g is not None), tuple(windows),
+                          tuple(s[i] for i in range(len(windows))), tuple(e[i] for i in range(len(windows))))
 
 
 def calibration_of(card: Mapping[str, Any]) -> Calibration:

@@ -10,7 +10,6 @@ import pytest
 from rag.reader import NOT_FOUND
 from rag.span_answer import FEATURES, Calibration, SpanAnswerer, _trim
 from rag.span_features import SpanGuess
-from rag.span_reader import ReadResult
 from rag.types import Answer, Citation, CleaningReport, Document, Hit
 
 TEXT = (
@@ -31,22 +30,37 @@ def _hit(start: int, end: int, rank: int = 1, source: str = "news.txt", text: st
                bm25_score=3.0, dense_score=0.85, rank=rank)
 
 
+@dataclass(frozen=True)
+class FakeResult:
+    guesses: tuple[SpanGuess, ...]
+
+    @property
+    def best(self) -> SpanGuess | None:
+        return max(self.guesses, key=lambda g: g.score) if self.guesses else None
+
+    def best_within(self, passage: int, start: int, end: int) -> SpanGuess | None:
+        inside = [g for g in self.guesses if g.passage == passage and start <= g.start and g.end <= end]
+        return max(inside, key=lambda g: g.score) if inside else None
+
+
 @dataclass
 class FakeReader:
-    """Returns one preset guess (character offsets into the passage it is given)."""
+    """Proposes every occurrence of ``find`` in the passages it is given (first one best)."""
 
     find: str | None
     score: float = 8.0
     null: float = 1.0
     calls: int = 0
 
-    def read(self, question: str, passages: Sequence[str]) -> ReadResult:
+    def read(self, question: str, passages: Sequence[str]) -> FakeResult:
         self.calls += 1
+        out = []
         for i, p in enumerate(passages):
-            if self.find and self.find in p:
-                a = p.index(self.find)
-                return ReadResult((SpanGuess(i, a, a + len(self.find), self.score, self.null),))
-        return ReadResult(())
+            a = p.find(self.find) if self.find else -1
+            while a >= 0:
+                out.append(SpanGuess(i, a, a + len(self.find), self.score - 0.01 * len(out), self.null))
+                a = p.find(self.find, a + 1)
+        return FakeResult(tuple(out))
 
 
 def _sentence_answer(found: bool, question: str = "q") -> Answer:
@@ -80,7 +94,7 @@ def test_confident_span_comes_with_its_sentence_and_exact_offsets() -> None:
 
 def test_offsets_hold_for_a_hit_in_the_middle_of_the_document() -> None:
     start = TEXT.index("九月份")
-    ans = _answerer(FakeReader("4.4%")).answer("九月增长多少？", [_hit(start, len(TEXT))], _sentence_answer(True))
+    ans = _answerer(FakeReader("4.4%")).answer("九月增长多少？", [_hit(start, len(TEXT))], _sentence_answer(False))
     assert ans.span == "4.4%" and ans.text.startswith("九月份")
     assert DOC.text[ans.span_citation.start : ans.span_citation.end] == "4.4%"
 
@@ -109,6 +123,31 @@ def test_low_confidence_refuses_and_keeps_the_closest_passages() -> None:
 def test_no_guess_and_no_sentence_is_a_refusal() -> None:
     ans = _answerer(FakeReader(None), answer_at=0.0, span_at=0.5).answer("q", [_hit(0, len(TEXT))], _sentence_answer(False))
     assert not ans.found
+
+
+def test_the_sentence_readers_typed_span_wins() -> None:
+    sent = _sentence_answer(True)
+    c = sent.citations[0]
+    a = TEXT.index("5.8%")
+    typed = Answer("q", True, sent.text, "5.8%", 0.6, sent.citations, Citation(1, c.source, c.chunk_id, a, a + 4, "5.8%"))
+    ans = _answerer(FakeReader("0.1個百分點")).answer("q", [_hit(0, len(TEXT))], typed)
+    assert ans.span == "5.8%" and ans.span_citation == typed.span_citation
+
+
+def test_a_span_outside_the_sentence_readers_sentence_is_not_shown() -> None:
+    # the sentence reader quotes the 5.8% sentence; the span reader's only guess is elsewhere
+    ans = _answerer(FakeReader("4.4%")).answer("q", [_hit(0, len(TEXT))], _sentence_answer(True))
+    assert ans.found and ans.span is None and ans.text == _sentence_answer(True).text
+
+
+def test_the_sentence_readers_passage_is_read_even_below_the_top() -> None:
+    reader = FakeReader("5.8%")
+    a = SpanAnswerer(reader, {"news.txt": DOC}, _calibration(0.5, 0.6))
+    a.settings = type(a.settings)(passages=1)
+    nine = TEXT.index("九月份")
+    hits = [_hit(nine, len(TEXT), 1), _hit(0, nine, 2)]
+    ans = a.answer("q", hits, _sentence_answer(True))
+    assert ans.span == "5.8%" and ans.span_citation is not None and ans.span_citation.n == 1
 
 
 def test_only_the_top_passages_are_read() -> None:

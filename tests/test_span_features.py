@@ -101,3 +101,16 @@ def test_pad_batch_masks_padding() -> None:
     ids, mask = pad_batch([a, b], pad_id=1)
     assert ids.shape == mask.shape == (2, len(b.input_ids))
     assert mask[0].sum() == len(a.input_ids) and (ids[0][len(a.input_ids):] == 1).all()
+
+
+def test_best_span_within_a_stretch_of_the_passage() -> None:
+    passage = "甲增长5%。乙增长7%。"
+    [w] = windows_for("增长多少？", passage)
+    n = len(w.input_ids)
+    s, e = np.zeros(n), np.zeros(n)
+    s[w.context_start + 3], e[w.context_start + 4] = 9.0, 9.0  # "5%" (best overall)
+    s[w.context_start + 9], e[w.context_start + 10] = 5.0, 5.0  # "7%"
+    assert passage[slice(*(lambda g: (g.start, g.end))(best_span(w, s, e)))] == "5%"
+    g = best_span(w, s, e, within=(6, 12))
+    assert g is not None and passage[g.start : g.end] == "7%" and g.score == 10.0
+    assert best_span(w, s, e, within=(100, 120)) is None

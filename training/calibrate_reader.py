@@ -60,12 +60,15 @@ def collect(qa: rag.QA, questions, label: int, group_of, weight: float = 1.0) ->
         ev = span.evidence(q.question, hits, sentence)
         pred = qa.document(ev.hit.source).text[ev.start : ev.end] if ev.hit is not None else ""
         # the sentence holding the span, as the answer would quote it
-        composed = span._sentence_of_span(q.question, ev, 1.0, hits, with_span=True) if ev.hit is not None and ev.end > ev.start else None
+        if ev.hit is not None and ev.end > ev.start and not ev.inside:
+            composed_text = span._sentence_of_span(q.question, ev, 1.0, hits, with_span=True).text
+        else:
+            composed_text = sentence.text if sentence.found else ""
         golds = list(q.answers)
         rows.append(Row(
             q.id, group_of(q), label, ev.features,
             char_f1(pred, golds) if golds and pred else 0.0,
-            bool(composed is not None and golds and contains_answer(composed.text, golds)),
+            bool(composed_text and golds and contains_answer(composed_text, golds)),
             bool(sentence.found and golds and contains_answer(sentence.text, golds)),
             sentence.found, weight,
         ))
