@@ -130,8 +130,10 @@ def test_the_sentence_readers_typed_span_wins() -> None:
     c = sent.citations[0]
     a = TEXT.index("5.8%")
     typed = Answer("q", True, sent.text, "5.8%", 0.6, sent.citations, Citation(1, c.source, c.chunk_id, a, a + 4, "5.8%"))
+    ans = _answerer(FakeReader("同比增長5.8%")).answer("q", [_hit(0, len(TEXT))], typed)
+    assert ans.span == "5.8%" and ans.span_citation == typed.span_citation  # they agree: exact typed bounds
     ans = _answerer(FakeReader("0.1個百分點")).answer("q", [_hit(0, len(TEXT))], typed)
-    assert ans.span == "5.8%" and ans.span_citation == typed.span_citation
+    assert ans.span == "0.1個百分點"  # they disagree: the reader decides
 
 
 def test_a_span_outside_the_sentence_readers_sentence_is_not_shown() -> None:
@@ -148,6 +150,19 @@ def test_the_sentence_readers_passage_is_read_even_below_the_top() -> None:
     hits = [_hit(nine, len(TEXT), 1), _hit(0, nine, 2)]
     ans = a.answer("q", hits, _sentence_answer(True))
     assert ans.span == "5.8%" and ans.span_citation is not None and ans.span_citation.n == 1
+
+
+def test_a_far_surer_span_elsewhere_quotes_its_own_sentence() -> None:
+    @dataclass
+    class TwoGuesses(FakeReader):
+        def read(self, question, passages):  # type: ignore[no-untyped-def]
+            p = passages[0]
+            a, b = p.index("5.8%"), p.index("4.4%")
+            return FakeResult((SpanGuess(0, a, a + 4, 2.0, -10.0), SpanGuess(0, b, b + 4, 20.0, -10.0)))
+
+    ans = _answerer(TwoGuesses(None)).answer("q", [_hit(0, len(TEXT))], _sentence_answer(True))
+    assert ans.span == "4.4%" and ans.text.startswith("九月份")
+    assert DOC.text[ans.span_citation.start : ans.span_citation.end] == "4.4%"
 
 
 def test_only_the_top_passages_are_read() -> None:
