@@ -154,8 +154,11 @@ class SpanAnswerer:
             return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))
         has_span = ev.hit is not None and ev.end > ev.start
         if sentence.found:
-            if ev.overall is not None and ev.gap > self.settings.override_gap and ev.overall.end > ev.overall.start:
-                # the reader is far surer of a span in another sentence: quote that one
+            if (ev.overall is not None and ev.gap > self.settings.override_gap and ev.overall.end > ev.overall.start
+                    and ev.overall.hit is not None and sentence.citations
+                    and ev.overall.hit.source == sentence.citations[0].source):
+                # the reader is far surer of a span in another sentence of the same document:
+                # quote that one (the sentence reader's choice of document is the more reliable)
                 return self._sentence_of_span(question, ev.overall, conf, hits,
                                               with_span=conf >= self.calibration.span_at)
             typed = sentence.span_citation
