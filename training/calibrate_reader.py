@@ -203,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         sub = [r for r, t in zip(rows, train) if t]
         a_at, s_at = choose_thresholds(sub, conf_all[train], args.max_wrong_refusals)
         thresholds.append((a_at, s_at))
-        oos[test] = conf_all[test]
-        # thresholds from the training half applied to the test half
+        # the test half's outcome under the training half's model and thresholds, coded so that
+        # outcomes(..., answer_at=0.5, span_at=1.0) reads it: 0 refuse, 0.5 sentence, 1 span
         oos[test] = np.where(conf_all[test] >= a_at, 0.5 + 0.5 * (conf_all[test] >= s_at), 0.0)
     cross = outcomes(rows, oos, 0.5, 1.0)
 

@@ -14,7 +14,6 @@ question ids are validation) so evaluations can use exactly those questions.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import random
@@ -29,6 +28,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from rag import span_reader  # noqa: E402
+from rag.hashing import sha256_file  # noqa: E402
 from rag.metrics import char_f1, exact_match  # noqa: E402
 from rag.span_features import (  # noqa: E402
     Window,
@@ -51,14 +51,6 @@ class Example:
     context: str
     question: str
     answers: tuple[tuple[str, int], ...]
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def load_examples(path: Path) -> list[Example]:
@@ -257,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         "encoder": encoder.identity,
         "config": cfg.to_dict(),
         "windows": settings.to_dict(),
-        "data": [{"file": p.name, "sha256": sha256(p)} for p in args.data],
+        "data": [{"file": p.name, "sha256": sha256_file(p)} for p in args.data],
         "split": {"by": "article", "seed": args.seed, "val_fraction": args.val_fraction,
                   "train_questions": len(train), "val_questions": len(val),
                   "val_articles": len({e.article for e in val})},
