@@ -948,14 +948,15 @@ def load_sentence_transformer(
     return model
 
 
-def quantize_int8(model: Any) -> bool:
-    """Swap the selected Linear layers of ``model`` for dynamic int8 ones, in place.
+def quantize_int8(model: Any, pattern: re.Pattern[str] = _INT8_LAYERS) -> bool:
+    """Swap the Linear layers of ``model`` whose names match ``pattern`` (default: the attention
+    and FFN-input layers of a transformers BERT) for dynamic int8 ones, in place.
 
     Returns False, leaving the model untouched, if this torch cannot run them.
     """
     import torch
 
-    names = {name for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear) and _INT8_LAYERS.search(name)}
+    names = {name for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear) and pattern.search(name)}
     if not names or not _int8_works():
         return False
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic

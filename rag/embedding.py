@@ -191,12 +191,33 @@ def load_embedder(
     return SentenceTransformerEmbedder(canon, model, batch_size=batch_size)
 
 
+def load_query_embedder(
+    name: str | None = None,
+    *,
+    batch_size: int = 32,
+    progress: Callable[[str], None] | None = None,
+) -> Embedder:
+    """The model for answering questions against an index built with ``name``.
+
+    The packaged multilingual-e5-small runs on rag's plain-torch runtime
+    (:mod:`rag.e5_runtime`: the same vectors as sentence-transformers, without importing it,
+    which is most of a start's cost); every other model loads as in :func:`load_embedder`.
+    """
+    if canonical_name(name) != E5_SMALL:
+        return load_embedder(name, batch_size=batch_size, progress=progress)
+    _offline_environment()
+    try:
+        from .e5_runtime import load_e5_embedder
+
+        return load_e5_embedder(batch_size=batch_size, progress=progress)
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message
+        raise ModelError(f"cannot load embedding model {E5_SMALL!r}: {exc.__class__.__name__}: {exc}") from exc
+
+
 def _quiet_libraries() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    _offline_environment()
     try:
         from transformers.utils import logging as hf_logging
 
@@ -204,3 +225,11 @@ def _quiet_libraries() -> None:
         hf_logging.set_verbosity_error()
     except Exception:  # noqa: BLE001 - quieting is best effort
         pass
+
+
+def _offline_environment() -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

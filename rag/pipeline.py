@@ -6,7 +6,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .embedding import Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder
+from .e5_runtime import E5Embedder
+from .embedding import Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder, load_query_embedder
 from .errors import IndexIncompatibleError, QueryError, SourceNotFoundError
 from .lifecycle import BuildReport, Progress, add_texts, clean_raw, sync_index
 from .loaders import read_document
@@ -187,7 +188,7 @@ def load(
             f"{path}: index was built with model {built_with!r}, not {canonical_name(model)!r}: rebuild needed"
         )
     if embedder is None:
-        embedder = load_embedder(built_with, batch_size=stored.manifest.settings.batch_size)
+        embedder = load_query_embedder(built_with, batch_size=stored.manifest.settings.batch_size)
     elif embedder.name != built_with:
         raise IndexIncompatibleError(
             f"{path}: index was built with model {built_with!r}, not {embedder.name!r}: rebuild needed"
@@ -198,16 +199,15 @@ def load(
             f"{embedder.dimension}: rebuild needed"
         )
     if reader is None:
-        reader = "span" if isinstance(embedder, SentenceTransformerEmbedder) else "sentence"
+        reader = "span" if isinstance(embedder, (SentenceTransformerEmbedder, E5Embedder)) else "sentence"
     span = _span_answerer(embedder, stored.documents) if reader == "span" else None
     return QA(path, stored, embedder, span)
 
 
 def _span_answerer(embedder: Embedder, documents: "dict[str, Document]") -> SpanAnswerer:
-    from .embedding import E5_SMALL
     from .span_reader import READER_DIR, SpanReader, calibration_of
 
-    shared = embedder.model if isinstance(embedder, SentenceTransformerEmbedder) and embedder.name == E5_SMALL else None
+    shared = embedder if isinstance(embedder, E5Embedder) else None
     folder = Path(os.environ["RAG_READER_DIR"]) if os.environ.get("RAG_READER_DIR") else READER_DIR
     span_reader = SpanReader.load(shared, folder)
     return SpanAnswerer(span_reader, documents, calibration_of(span_reader.card))

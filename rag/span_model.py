@@ -3,18 +3,20 @@
 The reader runs the multilingual encoder's lower layers unchanged (``FROZEN_LAYERS`` of them,
 the same weights the retriever uses) and then its own fine-tuned copies of the remaining
 layers followed by a linear start/end classifier. Only this module's weights are trained
-and shipped, in safetensors (no pickle). The layers are plain BERT layers written out here
-so that training and inference share one definition, independent of transformers' internals.
+and shipped, in safetensors (no pickle). The layers are plain BERT layers written out in
+:mod:`rag.bert` so that training and inference share one definition, independent of
+transformers' internals.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 from torch import nn
+
+from .bert import HF_LAYER_NAMES, BertLayer, additive_mask
 
 FROZEN_LAYERS = 8
 
@@ -39,52 +41,6 @@ class SpanModelConfig:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-class BertLayer(nn.Module):
-    """One post-LayerNorm BERT layer (erf GELU), parameter names as in transformers."""
-
-    def __init__(self, cfg: SpanModelConfig) -> None:
-        super().__init__()
-        h = cfg.hidden_size
-        self.heads = cfg.heads
-        self.query = nn.Linear(h, h)
-        self.key = nn.Linear(h, h)
-        self.value = nn.Linear(h, h)
-        self.attn_out = nn.Linear(h, h)
-        self.attn_norm = nn.LayerNorm(h, eps=cfg.layer_norm_eps)
-        self.intermediate = nn.Linear(h, cfg.intermediate_size)
-        self.output = nn.Linear(cfg.intermediate_size, h)
-        self.out_norm = nn.LayerNorm(h, eps=cfg.layer_norm_eps)
-        self.dropout = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
-        b, n, h = x.shape
-        d = h // self.heads
-
-        def split(t: torch.Tensor) -> torch.Tensor:
-            return t.view(b, n, self.heads, d).transpose(1, 2)
-
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = q @ k.transpose(-1, -2) / math.sqrt(d) + additive_mask
-        probs = self.dropout(torch.softmax(scores, dim=-1))
-        ctx = (probs @ v).transpose(1, 2).reshape(b, n, h)
-        x = self.attn_norm(x + self.dropout(self.attn_out(ctx)))
-        y = self.output(nn.functional.gelu(self.intermediate(x)))
-        return self.out_norm(x + self.dropout(y))
-
-
-# transformers name inside ``encoder.layer.N.`` -> our name inside ``layers.i.``
-HF_LAYER_NAMES = {
-    "attention.self.query": "query",
-    "attention.self.key": "key",
-    "attention.self.value": "value",
-    "attention.output.dense": "attn_out",
-    "attention.output.LayerNorm": "attn_norm",
-    "intermediate.dense": "intermediate",
-    "output.dense": "output",
-    "output.LayerNorm": "out_norm",
-}
-
-
 class SpanHead(nn.Module):
     """Top encoder layers + start/end logits over hidden states of the frozen lower layers."""
 
@@ -96,7 +52,7 @@ class SpanHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (start_logits, end_logits), each ``[batch, tokens]``; padding gets -inf-ish."""
-        additive = (1.0 - attention_mask[:, None, None, :].to(hidden.dtype)) * -1e4
+        additive = additive_mask(attention_mask, hidden.dtype)
         x = hidden
         for layer in self.layers:
             x = layer(x, additive)

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from . import e5
+from .bert import BertModel
+from .e5_runtime import E5Embedder, E5Tokenizer, load_e5_embedder
 from .errors import ReaderError
 from .hashing import sha256_file
 from .span_answer import UNCALIBRATED, Calibration
@@ -39,27 +41,22 @@ def encoder_identity() -> dict[str, str]:
 
 
 class LowerEncoder(torch.nn.Module):
-    """Embeddings + the first ``layers`` layers of a transformers BERT model (shared, not copied)."""
+    """Embeddings + the first ``layers`` layers of the encoder (shared with it, not copied)."""
 
-    def __init__(self, bert: Any, layers: int = FROZEN_LAYERS) -> None:
+    def __init__(self, bert: BertModel, layers: int = FROZEN_LAYERS) -> None:
         super().__init__()
-        self.embeddings = bert.embeddings
-        self.layers = torch.nn.ModuleList(list(bert.encoder.layer[:layers]))
+        self.bert = bert
+        self.layers = layers
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        x = self.embeddings(input_ids=input_ids, token_type_ids=torch.zeros_like(input_ids))
-        additive = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * torch.finfo(x.dtype).min
-        for layer in self.layers:
-            out = layer(x, attention_mask=additive)
-            x = out[0] if isinstance(out, tuple) else out
-        return x
+        return self.bert(input_ids, attention_mask, upto=self.layers)
 
 
 @dataclass(frozen=True)
 class Encoder:
     """What the reader needs from the multilingual encoder."""
 
-    tokenizer: Any
+    tokenizer: E5Tokenizer
     lower: LowerEncoder
     pad_id: int
     identity: Mapping[str, str]
@@ -74,15 +71,13 @@ class Encoder:
             return {k: fh.get_tensor(k) for k in fh.keys() if k.startswith(wanted)}
 
 
-def load_encoder(model: Any | None = None) -> Encoder:
-    """The encoder for the reader: ``model`` (a loaded sentence-transformers e5) or a fresh load."""
+def load_encoder(model: E5Embedder | None = None) -> Encoder:
+    """The encoder for the reader: ``model`` (the retriever's loaded e5, shared) or a fresh load
+    with the same int8 fast path."""
     if model is None:
-        model = e5.load_sentence_transformer(e5.materialize(), fast=True)
-    first = model[0]
-    bert = first.auto_model
-    tokenizer = first.tokenizer
-    lower = LowerEncoder(bert).eval()
-    return Encoder(tokenizer, lower, int(tokenizer.pad_token_id), encoder_identity())
+        model = load_e5_embedder(fast=True)
+    tokenizer = model.tokenizer
+    return Encoder(tokenizer, LowerEncoder(model.bert).eval(), int(tokenizer.pad_token_id), encoder_identity())
 
 
 def save_head(head: SpanHead, card: dict[str, Any], folder: Path) -> None:
@@ -177,7 +172,7 @@ class SpanReader:
         self._passage_cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
 
     @classmethod
-    def load(cls, model: Any | None = None, folder: Path = READER_DIR, *, threads: int = 2,
+    def load(cls, model: E5Embedder | None = None, folder: Path = READER_DIR, *, threads: int = 2,
              fast: bool = True) -> "SpanReader":
         """``fast``: run the head's Linear layers in dynamic int8 like the encoder's (the
         calibration is fitted on this path)."""

@@ -9,6 +9,12 @@ once and kept in memory, then the top layers and a start/end head are fine-tuned
 split is held out by *article* (seeded), written to the model card with the data hashes, the
 settings, the training time and the validation EM/F1, together with ``split.json`` (which
 question ids are validation) so evaluations can use exactly those questions.
+
+The shipped reader was trained in two stages of 2 epochs each; the second continues the first
+(``--init``) with a new seeded batch order, and the card keeps the first stage in ``history``:
+
+    python training/train_reader.py DATA... --out /tmp/stage1
+    python training/train_reader.py DATA... --init /tmp/stage1
 """
 
 from __future__ import annotations
@@ -167,6 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=0, help="validate every N steps on 100 questions (0: only at the end)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="also save the head here at every --eval-every")
+    ap.add_argument("--init", type=Path, default=None,
+                    help="continue training the head in this folder (same data, split and settings; "
+                         "its training history is kept in the new card)")
     args = ap.parse_args(argv)
 
     started = time.time()
@@ -193,8 +202,20 @@ def main(argv: list[str] | None = None) -> int:
     cache_s = time.time() - t_cache
 
     cfg = SpanModelConfig()
-    head = SpanHead(cfg)
-    head.init_from_encoder(encoder.top_layer_state())
+    history: list[dict] = []
+    if args.init is not None:
+        head, previous = span_reader.load_head(args.init, encoder.identity)
+        if previous["config"] != cfg.to_dict() or previous["windows"] != settings.to_dict():
+            raise SystemExit(f"{args.init}: trained with other settings; cannot continue it")
+        if previous.get("split", {}).get("seed") != args.seed:
+            raise SystemExit(f"{args.init}: trained on another split (seed); cannot continue it")
+        history = list(previous.get("history", [])) + [previous["training"]]
+        # a new batch order for every stage, still fixed by the seed
+        rng = random.Random(args.seed + len(history))
+        print(f"continuing {args.init} (stage {len(history) + 1})", flush=True)
+    else:
+        head = SpanHead(cfg)
+        head.init_from_encoder(encoder.top_layer_state())
     head.train()
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(feats) / args.batch)
@@ -256,7 +277,9 @@ def main(argv: list[str] | None = None) -> int:
         "training": {"epochs": args.epochs, "lr": args.lr, "batch": args.batch, "neg_rate": args.neg_rate,
                      "windows": len(feats), "steps": total, "threads": args.threads,
                      "cache_seconds": round(cache_s), "train_seconds": round(train_s),
-                     "total_seconds": round(time.time() - started), "torch": torch.__version__},
+                     "total_seconds": round(time.time() - started), "torch": torch.__version__,
+                     "continued": args.init is not None},
+        "history": history,
         "validation": {"questions": len(val_eval), "em": round(em, 4), "f1": round(f1, 4)},
     }
     span_reader.save_head(head, card, args.out)

@@ -58,14 +58,16 @@ def ensure_index(
 ) -> StartupResult:
     """Bring the index in step with ``sources`` when :func:`plan_startup` says so (only new or
     changed documents are embedded; another model means a full rebuild). When it builds, the loaded QA object
-    (sharing the model it built with) is returned too, so that the model loads only once."""
+    is returned too, so that nothing loads twice."""
     plan = plan_startup(index_dir, sources, model)
     if not plan.rebuild:
         return StartupResult(plan, None, plan.status.documents, plan.status.chunks, 0.0, ())
-    from rag.embedding import load_embedder
+    from rag.embedding import E5_SMALL, load_embedder
 
     embedder = load_embedder(plan.model)
     report = sync_index(list(sources), index_dir, plan.model, embedder=embedder, progress=progress)
-    qa = load(index_dir, embedder=embedder)
+    # the packaged e5 answers on its plain-torch runtime, which the span reader shares; any
+    # other model keeps answering with the one it built with
+    qa = load(index_dir, embedder=None if canonical_name(plan.model) == E5_SMALL else embedder)
     info = report.info
     return StartupResult(plan, qa, info.documents, info.chunks, info.seconds, tuple(str(e) for e in report.errors))

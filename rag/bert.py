@@ -1,0 +1,176 @@
+"""A BERT encoder written out in plain torch, loaded from a transformers ``BertModel`` folder.
+
+Used for the packaged multilingual-e5-small at query time and by the span reader: importing
+sentence-transformers (transformers' model zoo, scikit-learn, ...) costs several seconds on
+every start, while this module needs only torch and safetensors. The arithmetic is BERT's:
+post-LayerNorm layers, erf GELU, absolute positions from 0, token type 0. Parameter names
+follow transformers' (``embeddings.*``; ``encoder.layer.N.<name>`` maps to ``layers.N.<ours>``
+through :data:`HF_LAYER_NAMES`), so the same safetensors file loads into both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Protocol
+
+import torch
+from torch import nn
+
+# transformers name inside ``encoder.layer.N.`` -> our name inside ``layers.N.``
+HF_LAYER_NAMES = {
+    "attention.self.query": "query",
+    "attention.self.key": "key",
+    "attention.self.value": "value",
+    "attention.output.dense": "attn_out",
+    "attention.output.LayerNorm": "attn_norm",
+    "intermediate.dense": "intermediate",
+    "output.dense": "output",
+    "output.LayerNorm": "out_norm",
+}
+
+#: The Linear layers run in dynamic int8 on the fast path: the same selection as
+#: ``rag.e5.quantize_int8`` makes in a transformers model (the FFN output stays float32).
+INT8_LAYERS = re.compile(r"layers\.\d+\.(query|key|value|attn_out|intermediate)$")
+
+
+class LayerShape(Protocol):
+    hidden_size: int
+    heads: int
+    intermediate_size: int
+    layer_norm_eps: float
+    dropout: float
+
+
+@dataclass(frozen=True)
+class BertShape:
+    """Shape of a whole encoder, read from a transformers ``config.json``."""
+
+    hidden_size: int
+    heads: int
+    intermediate_size: int
+    layers: int
+    vocab_size: int
+    max_positions: int
+    type_vocab_size: int
+    layer_norm_eps: float
+    pad_token_id: int
+    dropout: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "BertShape":
+        if config.get("model_type") != "bert" or config.get("hidden_act", "gelu") != "gelu" \
+                or config.get("position_embedding_type", "absolute") != "absolute":
+            raise ValueError("not a plain BERT configuration (model_type bert, gelu, absolute positions)")
+        return cls(hidden_size=int(config["hidden_size"]), heads=int(config["num_attention_heads"]),
+                   intermediate_size=int(config["intermediate_size"]), layers=int(config["num_hidden_layers"]),
+                   vocab_size=int(config["vocab_size"]), max_positions=int(config["max_position_embeddings"]),
+                   type_vocab_size=int(config["type_vocab_size"]), layer_norm_eps=float(config["layer_norm_eps"]),
+                   pad_token_id=int(config.get("pad_token_id", 0)))
+
+
+class BertLayer(nn.Module):
+    """One post-LayerNorm BERT layer (erf GELU)."""
+
+    def __init__(self, shape: LayerShape, device: str | None = None) -> None:
+        super().__init__()
+        h, at = shape.hidden_size, {"device": device}
+        self.heads = shape.heads
+        self.query = nn.Linear(h, h, **at)
+        self.key = nn.Linear(h, h, **at)
+        self.value = nn.Linear(h, h, **at)
+        self.attn_out = nn.Linear(h, h, **at)
+        self.attn_norm = nn.LayerNorm(h, eps=shape.layer_norm_eps, **at)
+        self.intermediate = nn.Linear(h, shape.intermediate_size, **at)
+        self.output = nn.Linear(shape.intermediate_size, h, **at)
+        self.out_norm = nn.LayerNorm(h, eps=shape.layer_norm_eps, **at)
+        self.dropout = nn.Dropout(shape.dropout)
+
+    def forward(self, x: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
+        """``additive_mask``: ``[batch, 1, 1, tokens]``, 0 for tokens, a large negative for padding."""
+        b, n, h = x.shape
+        d = h // self.heads
+
+        def split(t: torch.Tensor) -> torch.Tensor:
+            return t.view(b, n, self.heads, d).transpose(1, 2)
+
+        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        ctx = nn.functional.scaled_dot_product_attention(
+            q, k, v, attn_mask=additive_mask, dropout_p=self.dropout.p if self.training else 0.0)
+        ctx = ctx.transpose(1, 2).reshape(b, n, h)
+        x = self.attn_norm(x + self.dropout(self.attn_out(ctx)))
+        y = self.output(nn.functional.gelu(self.intermediate(x)))
+        return self.out_norm(x + self.dropout(y))
+
+
+def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``[batch, tokens]`` 1/0 mask -> ``[batch, 1, 1, tokens]`` additive mask."""
+    return (1.0 - attention_mask[:, None, None, :].to(dtype)) * -1e4
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, shape: BertShape, device: str | None = None) -> None:
+        super().__init__()
+        h, at = shape.hidden_size, {"device": device}
+
+        def table(rows: int, **kw: Any) -> nn.Embedding:
+            # an explicit empty weight: initialising one on the meta device imports torch._dynamo (~2 s)
+            weight = torch.empty(rows, h, device=device) if device == "meta" else None
+            return nn.Embedding(rows, h, _weight=weight, **kw)
+
+        self.word_embeddings = table(shape.vocab_size, padding_idx=shape.pad_token_id)
+        self.position_embeddings = table(shape.max_positions)
+        self.token_type_embeddings = table(shape.type_vocab_size)
+        self.LayerNorm = nn.LayerNorm(h, eps=shape.layer_norm_eps, **at)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        n = input_ids.shape[1]
+        positions = torch.arange(n, device=input_ids.device)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(positions)[None] + self.token_type_embeddings.weight[0]
+        return self.LayerNorm(x)
+
+
+class BertModel(nn.Module):
+    """Embeddings and encoder layers (no pooler): ``forward`` gives the last hidden states."""
+
+    def __init__(self, shape: BertShape, device: str | None = None) -> None:
+        """``device="meta"`` builds it without weights (for :meth:`load`)."""
+        super().__init__()
+        self.shape = shape
+        self.embeddings = BertEmbeddings(shape, device)
+        self.layers = nn.ModuleList(BertLayer(shape, device) for _ in range(shape.layers))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, upto: int | None = None) -> torch.Tensor:
+        """Hidden states after the first ``upto`` layers (all of them by default)."""
+        x = self.embeddings(input_ids)
+        mask = additive_mask(attention_mask, x.dtype)
+        for layer in self.layers[:upto]:
+            x = layer(x, mask)
+        return x
+
+    @classmethod
+    def load(cls, folder: Path) -> "BertModel":
+        """Load ``config.json`` + ``model.safetensors`` of a transformers ``BertModel`` folder."""
+        from safetensors.torch import load_file
+
+        shape = BertShape.from_config(json.loads((folder / "config.json").read_text(encoding="utf-8")))
+        model = cls(shape, device="meta")  # no random initialisation of weights about to be replaced
+        model.load_state_dict(from_transformers(load_file(str(folder / "model.safetensors"))), assign=True)
+        return model.eval()
+
+
+def from_transformers(state: Mapping[str, torch.Tensor], prefix: str = "") -> dict[str, torch.Tensor]:
+    """Rename a transformers ``BertModel`` state dict to this module's names (pooler dropped)."""
+    out: dict[str, torch.Tensor] = {}
+    layer = re.compile(r"encoder\.layer\.(\d+)\.(.+)\.(weight|bias)$")
+    for key, value in state.items():
+        name = key[len(prefix):] if key.startswith(prefix) else key
+        if name.startswith("embeddings.") and "position_ids" not in name:
+            out[name] = value
+            continue
+        m = layer.match(name)
+        if m and m.group(2) in HF_LAYER_NAMES:
+            out[f"layers.{m.group(1)}.{HF_LAYER_NAMES[m.group(2)]}.{m.group(3)}"] = value
+    return out

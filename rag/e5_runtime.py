@@ -1,0 +1,164 @@
+"""multilingual-e5-small for questions, without importing sentence-transformers.
+
+Index builds embed passages with sentence-transformers (:func:`rag.embedding.load_embedder`).
+Answering questions needs the same model for one short text at a time, and importing
+sentence-transformers (transformers' model registry, scikit-learn, ...) is most of a start's
+cost. :class:`E5Embedder` reads the same materialised model folder (:mod:`rag.e5`) with the
+``tokenizers`` library and the plain-torch encoder of :mod:`rag.bert`, and reproduces what
+sentence-transformers computes for it: the e5 prompt (``"query: "``/``"passage: "``), the
+tokenizer with truncation at the model's ``max_seq_length``, mean pooling over the tokens
+(prompt included), L2 normalisation, and the same dynamic int8 layers on the fast path.
+``tests/test_e5_runtime_real.py`` checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import ModelError
+
+_SMALL_BATCH = 8
+_BATCH_THREADS = max(1, os.cpu_count() or 1)
+
+
+class E5Tokenizer:
+    """A ``tokenizer.json`` run by the ``tokenizers`` library, called like the part of a
+    transformers fast tokenizer that rag uses (ids, offsets, special-token ids)."""
+
+    def __init__(self, path: Path, *, max_length: int = 512) -> None:
+        from tokenizers import Tokenizer
+
+        self._tok = Tokenizer.from_file(str(path))
+        self.max_length = max_length
+        ids = {name: self._tok.token_to_id(token) for name, token in
+               (("cls", "<s>"), ("sep", "</s>"), ("pad", "<pad>"), ("unk", "<unk>"))}
+        missing = [k for k, v in ids.items() if v is None]
+        if missing:
+            raise ModelError(f"{path}: tokenizer lacks the special tokens {missing}")
+        self.cls_token_id: int = ids["cls"]
+        self.sep_token_id: int = ids["sep"]
+        self.pad_token_id: int = ids["pad"]
+        self.unk_token_id: int = ids["unk"]
+
+    def __call__(self, text: str | Sequence[str], *, add_special_tokens: bool = True,
+                 return_offsets_mapping: bool = False, truncation: bool = False,
+                 max_length: int | None = None, verbose: bool = True) -> dict[str, Any]:
+        single = isinstance(text, str)
+        texts = [text] if single else list(text)
+        encs = self._tok.encode_batch(texts, add_special_tokens=add_special_tokens)
+        limit = (max_length or self.max_length) if truncation else None
+        ids = [list(e.ids) for e in encs]
+        offsets = [list(e.offsets) for e in encs]
+        if limit is not None:
+            ids = [self._truncate(x, limit, add_special_tokens) for x in ids]
+            offsets = [self._truncate(o, limit, add_special_tokens) for o in offsets]
+        out: dict[str, Any] = {"input_ids": ids[0] if single else ids}
+        if return_offsets_mapping:
+            out["offset_mapping"] = offsets[0] if single else offsets
+        return out
+
+    @staticmethod
+    def _truncate(seq: list[Any], limit: int, specials: bool) -> list[Any]:
+        if len(seq) <= limit:
+            return seq
+        return seq[: limit - 1] + seq[-1:] if specials else seq[:limit]
+
+    def batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Padded ``input_ids`` and ``attention_mask`` with special tokens, truncated as
+        sentence-transformers does (the closing ``</s>`` kept)."""
+        rows = self(list(texts), truncation=True)["input_ids"]
+        width = max(len(r) for r in rows)
+        ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), width), dtype=np.int64)
+        for i, r in enumerate(rows):
+            ids[i, : len(r)] = r
+            mask[i, : len(r)] = 1
+        return ids, mask
+
+
+class E5Embedder:
+    """The packaged multilingual-e5-small (an :class:`rag.embedding.Embedder`) on plain torch."""
+
+    def __init__(self, folder: Path, *, fast: bool = True, batch_size: int = 32) -> None:
+        import torch  # noqa: F401 - fail here, not on the first question
+
+        from . import e5
+        from .bert import INT8_LAYERS, BertModel
+        from .embedding import E5_SMALL
+
+        self.name = E5_SMALL
+        self.batch_size = batch_size
+        st_config = _read_json(folder / "config_sentence_transformers.json")
+        self._prompts: dict[str, str] = dict(st_config.get("prompts") or e5.PROMPTS)
+        max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", e5.MAX_SEQ_LENGTH))
+        self.tokenizer = E5Tokenizer(folder / "tokenizer.json", max_length=max_len)
+        try:
+            self.bert = BertModel.load(folder)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise ModelError(f"{folder}: cannot load the e5 encoder ({exc.__class__.__name__}: {exc})") from exc
+        self.int8 = bool(fast) and e5.quantize_int8(self.bert, INT8_LAYERS)
+        self.dimension = self.bert.shape.hidden_size
+
+    def encode(self, texts: Sequence[str], *, kind: str, progress: bool = False) -> np.ndarray:
+        import torch
+
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        prompt = self._prompts.get(kind, "")
+        prompted = [prompt + t for t in texts]
+        # longest first, like sentence-transformers, so each batch pads little
+        lengths = [len(r) for r in self.tokenizer(prompted, truncation=True)["input_ids"]]
+        order = sorted(range(len(prompted)), key=lambda i: -lengths[i])
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        threads = 1 if len(texts) <= _SMALL_BATCH else _BATCH_THREADS  # see SentenceTransformerEmbedder
+        before = torch.get_num_threads()
+        if threads != before:
+            torch.set_num_threads(threads)
+        try:
+            for b in range(0, len(order), self.batch_size):
+                idx = order[b : b + self.batch_size]
+                ids, mask = self.tokenizer.batch([prompted[i] for i in idx])
+                with torch.inference_mode():
+                    m = torch.from_numpy(mask)
+                    h = self.bert(torch.from_numpy(ids), m)
+                    w = m.unsqueeze(-1).to(h.dtype)
+                    pooled = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
+                    vecs = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[idx] = vecs.numpy()
+        finally:
+            if threads != before:
+                torch.set_num_threads(before)
+        return out
+
+    def visibility(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.ones(len(texts), dtype=np.float32)
+        unk = self.tokenizer.unk_token_id
+        rows = self.tokenizer(list(texts), add_special_tokens=False, truncation=True)["input_ids"]
+        for i, ids in enumerate(rows):
+            if ids:
+                out[i] = 1.0 - sum(1 for t in ids if t == unk) / len(ids)
+        return out
+
+
+def load_e5_embedder(*, fast: bool = True, batch_size: int = 32,
+                     progress: Callable[[str], None] | None = None) -> E5Embedder:
+    """The packaged e5 model (materialised on first use) on the plain-torch runtime."""
+    from . import e5
+
+    return E5Embedder(e5.materialize(progress=progress), fast=fast, batch_size=batch_size)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: unreadable ({exc})") from exc
+    return data if isinstance(data, dict) else {}
