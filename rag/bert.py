@@ -37,11 +37,16 @@ INT8_LAYERS = re.compile(r"layers\.\d+\.(query|key|value|attn_out|intermediate)$
 
 
 class LayerShape(Protocol):
-    hidden_size: int
-    heads: int
-    intermediate_size: int
-    layer_norm_eps: float
-    dropout: float
+    @property
+    def hidden_size(self) -> int: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def intermediate_size(self) -> int: ...
+    @property
+    def layer_norm_eps(self) -> float: ...
+    @property
+    def dropout(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -76,16 +81,16 @@ class BertLayer(nn.Module):
 
     def __init__(self, shape: LayerShape, device: str | None = None) -> None:
         super().__init__()
-        h, at = shape.hidden_size, {"device": device}
+        h = shape.hidden_size
         self.heads = shape.heads
-        self.query = nn.Linear(h, h, **at)
-        self.key = nn.Linear(h, h, **at)
-        self.value = nn.Linear(h, h, **at)
-        self.attn_out = nn.Linear(h, h, **at)
-        self.attn_norm = nn.LayerNorm(h, eps=shape.layer_norm_eps, **at)
-        self.intermediate = nn.Linear(h, shape.intermediate_size, **at)
-        self.output = nn.Linear(shape.intermediate_size, h, **at)
-        self.out_norm = nn.LayerNorm(h, eps=shape.layer_norm_eps, **at)
+        self.query = nn.Linear(h, h, device=device)
+        self.key = nn.Linear(h, h, device=device)
+        self.value = nn.Linear(h, h, device=device)
+        self.attn_out = nn.Linear(h, h, device=device)
+        self.attn_norm = nn.LayerNorm(h, eps=shape.layer_norm_eps, device=device)
+        self.intermediate = nn.Linear(h, shape.intermediate_size, device=device)
+        self.output = nn.Linear(shape.intermediate_size, h, device=device)
+        self.out_norm = nn.LayerNorm(h, eps=shape.layer_norm_eps, device=device)
         self.dropout = nn.Dropout(shape.dropout)
 
     def forward(self, x: torch.Tensor, additive_mask: torch.Tensor) -> torch.Tensor:
@@ -113,17 +118,17 @@ def additive_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Ten
 class BertEmbeddings(nn.Module):
     def __init__(self, shape: BertShape, device: str | None = None) -> None:
         super().__init__()
-        h, at = shape.hidden_size, {"device": device}
+        h = shape.hidden_size
 
-        def table(rows: int, **kw: Any) -> nn.Embedding:
+        def table(rows: int, padding_idx: int | None = None) -> nn.Embedding:
             # an explicit empty weight: initialising one on the meta device imports torch._dynamo (~2 s)
             weight = torch.empty(rows, h, device=device) if device == "meta" else None
-            return nn.Embedding(rows, h, _weight=weight, **kw)
+            return nn.Embedding(rows, h, padding_idx=padding_idx, _weight=weight, device=device)
 
         self.word_embeddings = table(shape.vocab_size, padding_idx=shape.pad_token_id)
         self.position_embeddings = table(shape.max_positions)
         self.token_type_embeddings = table(shape.type_vocab_size)
-        self.LayerNorm = nn.LayerNorm(h, eps=shape.layer_norm_eps, **at)
+        self.LayerNorm = nn.LayerNorm(h, eps=shape.layer_norm_eps, device=device)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         n = input_ids.shape[1]

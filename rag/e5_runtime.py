@@ -14,7 +14,6 @@ tokenizer with truncation at the model's ``max_seq_length``, mean pooling over t
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,7 @@ from typing import Any
 import numpy as np
 
 from .errors import ModelError
-
-_SMALL_BATCH = 8
-_BATCH_THREADS = max(1, os.cpu_count() or 1)
+from .torch_threads import threads_for, torch_threads
 
 
 class E5Tokenizer:
@@ -34,17 +31,27 @@ class E5Tokenizer:
     def __init__(self, path: Path, *, max_length: int = 512) -> None:
         from tokenizers import Tokenizer
 
-        self._tok = Tokenizer.from_file(str(path))
+        try:
+            tok = Tokenizer.from_file(str(path))
+        except Exception as exc:  # noqa: BLE001 - tokenizers raises plain Exceptions
+            raise ModelError(f"{path}: unreadable tokenizer ({exc})") from exc
+        tok.no_truncation()  # as transformers does: truncation only where a call asks for it
+        tok.no_padding()
+        self._tok = tok
         self.max_length = max_length
-        ids = {name: self._tok.token_to_id(token) for name, token in
+        ids = {name: tok.token_to_id(token) for name, token in
                (("cls", "<s>"), ("sep", "</s>"), ("pad", "<pad>"), ("unk", "<unk>"))}
-        missing = [k for k, v in ids.items() if v is None]
-        if missing:
-            raise ModelError(f"{path}: tokenizer lacks the special tokens {missing}")
-        self.cls_token_id: int = ids["cls"]
-        self.sep_token_id: int = ids["sep"]
-        self.pad_token_id: int = ids["pad"]
-        self.unk_token_id: int = ids["unk"]
+        cls, sep, pad, unk = ids["cls"], ids["sep"], ids["pad"], ids["unk"]
+        if cls is None or sep is None or pad is None or unk is None:
+            raise ModelError(f"{path}: tokenizer lacks the special tokens {[k for k, v in ids.items() if v is None]}")
+        self.cls_token_id: int = cls
+        self.sep_token_id: int = sep
+        self.pad_token_id: int = pad
+        self.unk_token_id: int = unk
+        # truncation below keeps the last token: right for the e5 template "<s> $A </s>" only
+        probe = tok.encode("a").ids
+        if len(probe) < 2 or probe[0] != cls or probe[-1] != sep:
+            raise ModelError(f"{path}: tokenizer does not wrap texts as <s> ... </s>")
 
     def __call__(self, text: str | Sequence[str], *, add_special_tokens: bool = True,
                  return_offsets_mapping: bool = False, truncation: bool = False,
@@ -52,7 +59,7 @@ class E5Tokenizer:
         single = isinstance(text, str)
         texts = [text] if single else list(text)
         encs = self._tok.encode_batch(texts, add_special_tokens=add_special_tokens)
-        limit = (max_length or self.max_length) if truncation else None
+        limit = (self.max_length if max_length is None else max_length) if truncation else None
         ids = [list(e.ids) for e in encs]
         offsets = [list(e.offsets) for e in encs]
         if limit is not None:
@@ -94,13 +101,15 @@ class E5Embedder:
 
         self.name = E5_SMALL
         self.batch_size = batch_size
-        st_config = _read_json(folder / "config_sentence_transformers.json")
-        self._prompts: dict[str, str] = dict(st_config.get("prompts") or e5.PROMPTS)
-        max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", e5.MAX_SEQ_LENGTH))
-        self.tokenizer = E5Tokenizer(folder / "tokenizer.json", max_length=max_len)
         try:
+            st_config = _read_json(folder / "config_sentence_transformers.json")
+            self._prompts: dict[str, str] = dict(st_config.get("prompts") or e5.PROMPTS)
+            max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", e5.MAX_SEQ_LENGTH))
+            self.tokenizer = E5Tokenizer(folder / "tokenizer.json", max_length=max_len)
             self.bert = BertModel.load(folder)
-        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        except ModelError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors, torch and json failures alike
             raise ModelError(f"{folder}: cannot load the e5 encoder ({exc.__class__.__name__}: {exc})") from exc
         self.int8 = bool(fast) and e5.quantize_int8(self.bert, INT8_LAYERS)
         self.dimension = self.bert.shape.hidden_size
@@ -112,15 +121,11 @@ class E5Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = self._prompts.get(kind, "")
         prompted = [prompt + t for t in texts]
-        # longest first, like sentence-transformers, so each batch pads little
-        lengths = [len(r) for r in self.tokenizer(prompted, truncation=True)["input_ids"]]
-        order = sorted(range(len(prompted)), key=lambda i: -lengths[i])
+        # batches as sentence-transformers forms them (longest text first, same sort), so that
+        # the int8 activation scales, which depend on the batch, are the same too
+        order = [int(i) for i in np.argsort([-len(t) for t in texts])]
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        threads = 1 if len(texts) <= _SMALL_BATCH else _BATCH_THREADS  # see SentenceTransformerEmbedder
-        before = torch.get_num_threads()
-        if threads != before:
-            torch.set_num_threads(threads)
-        try:
+        with torch_threads(threads_for(len(texts))):
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
                 ids, mask = self.tokenizer.batch([prompted[i] for i in idx])
@@ -131,9 +136,6 @@ class E5Embedder:
                     pooled = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
                     vecs = torch.nn.functional.normalize(pooled, p=2, dim=1)
                 out[idx] = vecs.numpy()
-        finally:
-            if threads != before:
-                torch.set_num_threads(before)
         return out
 
     def visibility(self, texts: Sequence[str]) -> np.ndarray:

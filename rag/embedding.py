@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from .errors import ModelError
+from .torch_threads import threads_for, torch_threads
 
 Kind = Literal["query", "passage"]
 
@@ -23,8 +24,6 @@ E5_SMALL = "multilingual-e5-small"
 TEST_HASH = "test-hash"
 DEFAULT_MODEL = E5_SMALL
 
-_SMALL_BATCH = 8
-_BATCH_THREADS = max(1, os.cpu_count() or 1)
 
 
 class Embedder(Protocol):
@@ -65,16 +64,7 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        import torch
-
-        # A question is a tiny input: one thread answers it fastest, and with several threads
-        # every operator waits at a barrier for a sibling that a busy machine has descheduled
-        # (measured: 85 ms with one thread against 2 s with two, on a loaded 2-core machine).
-        threads = 1 if len(texts) <= _SMALL_BATCH else _BATCH_THREADS
-        before = torch.get_num_threads()
-        if threads != before:
-            torch.set_num_threads(threads)
-        try:
+        with torch_threads(threads_for(len(texts))):
             vecs = self._model.encode(  # type: ignore[attr-defined]
                 list(texts),
                 batch_size=self.batch_size,
@@ -83,9 +73,6 @@ class SentenceTransformerEmbedder:
                 convert_to_numpy=True,
                 show_progress_bar=progress,
             )
-        finally:
-            if threads != before:
-                torch.set_num_threads(before)
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def visibility(self, texts: Sequence[str]) -> np.ndarray:

@@ -26,6 +26,7 @@ from .hashing import sha256_file
 from .span_answer import UNCALIBRATED, Calibration
 from .span_features import SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
 from .span_model import FROZEN_LAYERS, SpanHead, SpanModelConfig
+from .torch_threads import torch_threads
 
 READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
 WEIGHTS_NAME = "reader.safetensors"
@@ -205,14 +206,9 @@ class SpanReader:
         if not windows:
             return ReadResult(())
         ids, mask = pad_batch(windows, self.encoder.pad_id)
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
-            with torch.inference_mode():
-                m = torch.from_numpy(mask)
-                start, end = self.head(self.encoder.lower(torch.from_numpy(ids), m), m)
-        finally:
-            torch.set_num_threads(previous)
+        with torch_threads(self.threads), torch.inference_mode():
+            m = torch.from_numpy(mask)
+            start, end = self.head(self.encoder.lower(torch.from_numpy(ids), m), m)
         s, e = start.numpy(), end.numpy()
         spans = [best_span(w, s[i], e[i]) for i, w in enumerate(windows)]
         return ReadResult(tuple(g for g in spans if g is not None), tuple(windows),

@@ -44,3 +44,30 @@ def test_real_model_refuses(real_qa, question):
 def test_manifest_records_real_model(real_qa):
     m = json.loads((real_qa.version_path / "manifest.json").read_text(encoding="utf-8"))
     assert m["model"] == real_qa.embedder.name and m["dimension"] == real_qa.embedder.dimension
+
+
+def test_chat_upload_embeds_with_sentence_transformers(tmp_path: Path, seed_path: Path) -> None:
+    """The chat answers on the plain-torch e5 runtime; an upload is embedded with
+    sentence-transformers like every build, and then answered from."""
+    import shutil
+
+    from rag.e5_runtime import E5Embedder
+    from rag.embedding import SentenceTransformerEmbedder
+    from rag.ui.service import QAService
+    from rag.ui.uploads import Upload
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    shutil.copy(seed_path, docs / seed_path.name)
+    rag.build_index([docs], index_dir=tmp_path / "index")
+    svc = QAService(tmp_path / "index", docs, tmp_path / "uploads")
+    svc.load()
+    assert isinstance(svc.current().embedder, E5Embedder)
+    note = tmp_path / "museum.txt"
+    note.write_text("The city museum was founded in 1887 by Anna Berg. It opens at 10 am on Saturdays.", encoding="utf-8")
+    result = svc.add_uploads([Upload("museum.txt", note)])
+    assert result.ok, result
+    assert isinstance(svc._writer_embedder, SentenceTransformerEmbedder)
+    assert isinstance(svc.current().embedder, E5Embedder)
+    ans = svc.ask("Who founded the city museum?")
+    assert ans.found and "Anna Berg" in ans.text

@@ -41,6 +41,14 @@ def test_same_vectors_as_sentence_transformers(both, kind: str) -> None:
     assert np.abs(one - one_st).max() < 1e-4
 
 
+def test_same_vectors_over_several_batches(both) -> None:
+    """More texts than one batch: the batches (and their int8 scales) are formed alike."""
+    light, st = both
+    texts = [f"第{i}段：" + "规模以上工业增加值同比增长" * (i % 7 + 1) for i in range(75)]
+    a, b = light.encode(texts, kind="passage"), st.encode(texts, kind="passage")
+    assert np.abs(a - b).max() < 1e-4
+
+
 def test_same_tokens_offsets_and_visibility(both) -> None:
     light, st = both
     hf = st.model.tokenizer

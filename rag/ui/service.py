@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from rag import lifecycle
+from rag.e5_runtime import E5Embedder
+from rag.embedding import Embedder, load_embedder
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
 from rag.types import Answer, CleaningReport
@@ -118,6 +120,7 @@ class QAService:
         self._ready = threading.Event()
         self._swap_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._writer_embedder: Embedder | None = None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -248,6 +251,17 @@ class QAService:
                 kept.append(s)
         return UploadBatch(tuple(kept), tuple(refused))
 
+    def _writer(self, qa: QA, report: UIProgress) -> Embedder:
+        """The model index writes embed with: sentence-transformers, as for every build. The
+        QA's own embedder when it is one; for the packaged e5, which answers on its plain-torch
+        runtime, sentence-transformers is loaded on the first upload and kept."""
+        if not isinstance(qa.embedder, E5Embedder):
+            return qa.embedder
+        if self._writer_embedder is None:
+            report(0.03, "Loading the embedding model")
+            self._writer_embedder = load_embedder(qa.embedder.name)
+        return self._writer_embedder
+
     def _rebuild(
         self, qa: QA, batch: UploadBatch, report: UIProgress
     ) -> tuple[QA, tuple[str, ...], tuple[RefusedUpload, ...]]:
@@ -257,7 +271,7 @@ class QAService:
             report(frac, f"{words} ({done}/{total})")
 
         result = lifecycle.add_documents(
-            [s.path for s in batch.saved], self.index_dir, progress=on_build, embedder=qa.embedder,
+            [s.path for s in batch.saved], self.index_dir, progress=on_build, embedder=self._writer(qa, report),
         )
         saved = {s.path.resolve(): s for s in batch.saved}
         late: list[RefusedUpload] = []
