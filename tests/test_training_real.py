@@ -1,0 +1,63 @@
+"""The reader's training script end to end on a handful of questions (slow tier; CI never
+trains the shipped reader, this only checks that the script and ``--init`` work)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from rag import span_reader
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+
+ARTICLES = [
+    ("工业", "前三季度规模以上工业增加值同比增长5.8%。高技术制造业增加值增长9.6%。",
+     [("前三季度工业增加值增长多少？", "5.8%"), ("高技术制造业增加值增长多少？", "9.6%")]),
+    ("bridge", "The Greywater Bridge opened in 1931. It is 310 metres long and carries two tracks.",
+     [("When did the Greywater Bridge open?", "1931"), ("How long is the Greywater Bridge?", "310 metres")]),
+    ("observatory", "The observatory was founded by Clara Hale. Its telescope has a 2.4 metre mirror.",
+     [("Who founded the observatory?", "Clara Hale"), ("How wide is the mirror?", "2.4 metre")]),
+]
+
+
+def _squad(path: Path) -> Path:
+    data = []
+    for a_i, (title, ctx, qas) in enumerate(ARTICLES):
+        data.append({"title": title, "paragraphs": [{"context": ctx, "qas": [
+            {"id": f"{a_i}-{q_i}", "question": q, "answers": [{"text": a, "answer_start": ctx.index(a)}]}
+            for q_i, (q, a) in enumerate(qas)]}]})
+    path.write_text(json.dumps({"data": data}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def _script():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("train_reader", ROOT / "training" / "train_reader.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_train_then_continue(tmp_path: Path) -> None:
+    data = _squad(tmp_path / "tiny.json")
+    train = _script()
+    common = [str(data), "--epochs", "1", "--batch", "2", "--val-fraction", "0.34", "--threads", "1"]
+    assert train.main(common + ["--out", str(tmp_path / "s1")]) == 0
+    card1 = span_reader.read_card(tmp_path / "s1")
+    assert card1["validation"]["questions"] == 2 and card1["history"] == []
+    assert card1["data"][0]["file"] == "tiny.json" and len(card1["data"][0]["sha256"]) == 64
+    split = json.loads((tmp_path / "s1" / "split.json").read_text(encoding="utf-8"))
+    assert len(split["validation_ids"]) == 2
+
+    assert train.main(common + ["--init", str(tmp_path / "s1"), "--out", str(tmp_path / "s2")]) == 0
+    card2 = span_reader.read_card(tmp_path / "s2")
+    assert card2["training"]["continued"] is True
+    assert card2["history"] == [card1["training"]]
+    assert card2["weights"]["sha256"] != card1["weights"]["sha256"]
+    head, _ = span_reader.load_head(tmp_path / "s2", span_reader.encoder_identity())
+    assert sum(p.numel() for p in head.parameters()) == card2["weights"]["parameters"]
