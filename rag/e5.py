@@ -948,15 +948,17 @@ def load_sentence_transformer(
     return model
 
 
-def quantize_int8(model: Any, pattern: re.Pattern[str] = _INT8_LAYERS) -> bool:
+def quantize_int8(model: Any, pattern: re.Pattern[str] | None = _INT8_LAYERS) -> bool:
     """Swap the Linear layers of ``model`` whose names match ``pattern`` (default: the attention
-    and FFN-input layers of a transformers BERT) for dynamic int8 ones, in place.
+    and FFN-input layers of a transformers BERT; ``None``: every Linear layer) for dynamic int8
+    ones, in place.
 
     Returns False, leaving the model untouched, if this torch cannot run them.
     """
     import torch
 
-    names = {name for name, mod in model.named_modules() if isinstance(mod, torch.nn.Linear) and pattern.search(name)}
+    names = {name for name, mod in model.named_modules()
+             if isinstance(mod, torch.nn.Linear) and (pattern is None or pattern.search(name))}
     if not names or not _int8_works():
         return False
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
@@ -964,21 +966,6 @@ def quantize_int8(model: Any, pattern: re.Pattern[str] = _INT8_LAYERS) -> bool:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization is deprecated but still shipped
         quantize_dynamic(model, {name: per_channel_dynamic_qconfig for name in names}, dtype=torch.qint8, inplace=True)
-    return True
-
-
-def quantize_linear_int8(module: Any) -> bool:
-    """Swap every Linear layer of ``module`` for a dynamic int8 one, in place (False, untouched,
-    where this torch cannot run them)."""
-    import torch
-
-    if not _int8_works():
-        return False
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        quantize_dynamic(module, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
     return True
 
 

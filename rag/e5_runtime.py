@@ -100,6 +100,7 @@ class E5Embedder:
         from .embedding import E5_SMALL
 
         self.name = E5_SMALL
+        self.folder = folder
         self.batch_size = batch_size
         try:
             st_config = _read_json(folder / "config_sentence_transformers.json")

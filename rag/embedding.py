@@ -25,7 +25,6 @@ TEST_HASH = "test-hash"
 DEFAULT_MODEL = E5_SMALL
 
 
-
 class Embedder(Protocol):
     """What the index needs of a model."""
 

