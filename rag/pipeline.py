@@ -143,10 +143,10 @@ class QA:
         """An extractive answer with citations, or ``found=False`` when the documents do not answer."""
         self._check(question, k)
         hits = self.retriever.search(question, k=k, mode=mode)
-        sentence = self.reader.read(question, hits)
         if self.span is None:
-            return sentence
-        return self.span.answer(question, hits, sentence)
+            return self.reader.read(question, hits)
+        sentences = self.reader.answers(question, hits, self.span.settings.alternatives)
+        return self.span.answer(question, hits, sentences[0], sentences[1:])
 
     def document(self, source: str) -> Document:
         """The cleaned document (``.text``, ``.report``) that citations point into."""

@@ -99,6 +99,12 @@ class Reader:
         return math.log((self.n - df + 0.5) / (df + 0.5) + 1.0)
 
     def read(self, question: str, hits: Sequence[Hit]) -> Answer:
+        return self.answers(question, hits, 1)[0]
+
+    def answers(self, question: str, hits: Sequence[Hit], n: int = 1) -> tuple[Answer, ...]:
+        """The answer, then (when it answers) up to ``n - 1`` alternatives: the same answer
+        composed from the next best sentences, each scored by its own sentence's score. The
+        decision to answer at all is the best sentence's; a refusal comes alone."""
         q = parse_question(question)
         hits_cjk = cjk_share(" ".join(h.text for h in hits[:3])) if hits else self.corpus_cjk
         cross_lingual = abs(q.cjk - hits_cjk) > 0.5
@@ -106,9 +112,10 @@ class Reader:
         missing = self._missing_share(q)
         sentences = self._candidates(q, hits, weights, cross_lingual)
         if not sentences:
-            return self._refuse(question, hits, 0.0)
+            return (self._refuse(question, hits, 0.0),)
         best = sentences[0]
-        if cross_lingual and best.chunk_coverage < self.settings.min_coverage:
+        dense_only = cross_lingual and best.chunk_coverage < self.settings.min_coverage
+        if dense_only:
             # Question and passages in different languages: only the model's similarity can tell.
             # Names are translated across languages, but figures and acronyms are not: one the
             # documents never mention still means they cannot answer.
@@ -120,7 +127,17 @@ class Reader:
             ok = best.chunk_coverage >= self.settings.min_coverage and missing <= self.settings.max_missing
             confidence = best.score * (1.0 - missing)
         if not ok:
-            return self._refuse(question, hits, confidence)
+            return (self._refuse(question, hits, confidence),)
+        out = [self._compose(question, q, hits, best, sentences[1:], confidence)]
+        for i, alt in enumerate(sentences[1:n], start=1):
+            score = alt.dense if dense_only else alt.score * (1.0 - missing)
+            out.append(self._compose(question, q, hits, alt, sentences[:i] + sentences[i + 1:], score))
+        return tuple(out)
+
+    def _compose(self, question: str, q: Question, hits: Sequence[Hit], best: "ScoredSentence",
+                 others: Sequence["ScoredSentence"], confidence: float) -> Answer:
+        """The answer quoting ``best``: its typed span (or a neighbour's), and ``others`` that
+        state the same span as supporting citations."""
         doc = self.documents[best.source]
         span = extract_span(q, doc.text, best.start, best.end)
         citations = [Citation(1, best.source, best.chunk_id, best.start, best.end, best.text)]
@@ -138,7 +155,7 @@ class Reader:
                 else:
                     citations.append(ncit)
                 text = " ".join(c.quote for c in citations)
-        for s in sentences[1:]:
+        for s in others:
             if len(citations) >= 4 or s.score < self.settings.support_ratio * best.score:
                 break
             if span is None or fold(span.quote) not in fold(s.text):

@@ -28,6 +28,7 @@ from .types import Answer, Citation, Document, Hit
 
 FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score")
 _EDGE = " \t\r\n\u3000，。、；：！？,;:!?"
+_NO_SPAN = -20.0  # span score of a candidate sentence the reader finds no span in
 
 
 class SpanReading(Protocol):
@@ -85,6 +86,7 @@ class Evidence:
     inside: bool = False
     overall: "Evidence | None" = None  # the reader's best span anywhere, when ``inside``
     gap: float = 0.0  # its score above the span inside the sentence
+    sentence: Answer | None = None  # the sentence answer chosen among the sentence reader's candidates
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,17 @@ class SpanAnswerSettings:
     """``passages``: top chunks the span reader reads. ``override_gap``: how much higher the
     reader's best span elsewhere must score than its best inside the sentence reader's
     sentence for its own sentence to be quoted instead (6.0: measured on the DRCD validation
-    split, +1.5 points of sentence hit and span F1)."""
+    split, +1.5 points of sentence hit and span F1).
+
+    ``alternatives``: how many of the sentence reader's best sentences compete; the one with
+    the highest ``sentence score + span_weight * best span score inside it`` is quoted. The
+    weight was chosen on DRCD questions of the reader's *training* articles (never the
+    validation split); see ``benchmarks/README.md``."""
 
     passages: int = 3
     override_gap: float = 6.0
+    alternatives: int = 2
+    span_weight: float = 0.3
 
 
 class SpanAnswerer:
@@ -108,33 +117,45 @@ class SpanAnswerer:
         self.calibration = calibration
         self.settings = settings or SpanAnswerSettings()
 
-    def evidence(self, question: str, hits: Sequence[Hit], sentence: Answer) -> Evidence:
+    def evidence(self, question: str, hits: Sequence[Hit], sentence: Answer,
+                 alternatives: Sequence[Answer] = ()) -> Evidence:
+        """``sentence``: the sentence reader's answer; ``alternatives``: its answers from its
+        next best sentences (:meth:`rag.reader.Reader.answers`), competing for the quote."""
+        candidates = [sentence, *alternatives[: max(0, self.settings.alternatives - 1)]] if sentence.found else [sentence]
         top = list(hits[: self.settings.passages])
         # the passages holding the sentence reader's quotes are always read
-        holders: list[tuple[int, Citation]] = []
-        for c in sentence.citations if sentence.found else ():
-            j = next((i for i, h in enumerate(top) if _holds(h, c)), None)
-            if j is None:
-                extra = next((h for h in hits if _holds(h, c)), None)
-                if extra is None:
-                    continue
-                top.append(extra)
-                j = len(top) - 1
-            holders.append((j, c))
+        holders: list[tuple[int, int, Citation]] = []
+        for n, cand in enumerate(candidates):
+            for c in cand.citations if cand.found else ():
+                j = next((i for i, h in enumerate(top) if _holds(h, c)), None)
+                if j is None:
+                    extra = next((h for h in hits if _holds(h, c)), None)
+                    if extra is None:
+                        continue
+                    top.append(extra)
+                    j = len(top) - 1
+                holders.append((n, j, c))
         result = self.reader.read(question, [h.text for h in top]) if top else None
         best: SpanGuess | None = result.best if result is not None else None
-        chosen, inside = best, False
+        chosen, inside, pick = best, False, 0
         if result is not None and holders:
-            within = [g for g in (result.best_within(j, c.start - top[j].start, c.end - top[j].start)
-                                  for j, c in holders) if g is not None]
-            if within:
-                chosen, inside = max(within, key=lambda g: g.score), True
+            within: dict[int, SpanGuess] = {}
+            for n, j, c in holders:
+                g = result.best_within(j, c.start - top[j].start, c.end - top[j].start)
+                if g is not None and (n not in within or g.score > within[n].score):
+                    within[n] = g
+            w = self.settings.span_weight
+            pick = max(range(len(candidates)),
+                       key=lambda n: candidates[n].score + w * (within[n].score if n in within else _NO_SPAN))
+            if pick in within:
+                chosen, inside = within[pick], True
         dense = max((h.dense_score for h in hits), default=0.0)
         bm25 = math.log1p(max((h.bm25_score for h in hits), default=0.0))
         s_found = 1.0 if sentence.found else 0.0
         best_score = best.score if best is not None else -10.0
         if chosen is None:
-            return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, best_score, dense, bm25, s_found, sentence.score))
+            return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, best_score, dense, bm25, s_found, sentence.score),
+                            sentence=candidates[pick])
         hit = top[chosen.passage]
         start, end = _trim(hit.text, chosen.start, chosen.end)
         feats = (chosen.score - chosen.null_score, chosen.score, chosen.null_score, best_score, dense, bm25, s_found,
@@ -145,10 +166,12 @@ class SpanAnswerer:
             b0, b1 = _trim(b_hit.text, best.start, best.end)
             overall = Evidence(b_hit, b_hit.start + b0, b_hit.start + b1, feats)
         return Evidence(hit, hit.start + start, hit.start + end, feats, inside, overall,
-                        best_score - chosen.score)
+                        best_score - chosen.score, candidates[pick])
 
-    def answer(self, question: str, hits: Sequence[Hit], sentence: Answer) -> Answer:
-        ev = self.evidence(question, hits, sentence)
+    def answer(self, question: str, hits: Sequence[Hit], sentence: Answer, alternatives: Sequence[Answer] = ()) -> Answer:
+        ev = self.evidence(question, hits, sentence, alternatives)
+        if ev.sentence is not None:
+            sentence = ev.sentence
         conf = self.calibration.confidence(ev.features)
         if conf < self.calibration.answer_at:
             return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))

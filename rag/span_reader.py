@@ -24,7 +24,8 @@ from .e5_runtime import E5Embedder, E5Tokenizer, load_e5_embedder
 from .errors import ReaderError
 from .hashing import sha256_file
 from .span_answer import UNCALIBRATED, Calibration
-from .span_features import SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
+from .span_features import (SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, reader_form,
+                             tokenize_passage, tokenize_question)
 from .span_model import FROZEN_LAYERS, SpanHead, SpanModelConfig
 from .torch_threads import torch_threads
 
@@ -189,12 +190,12 @@ class SpanReader:
         if hit is None:
             if len(self._passage_cache) > 4096:
                 self._passage_cache.clear()
-            hit = self._passage_cache[text] = tokenize_passage(self.encoder.tokenizer, text)
+            hit = self._passage_cache[text] = tokenize_passage(self.encoder.tokenizer, reader_form(text))
         return hit
 
     def windows(self, question: str, passages: Sequence[str]) -> list[Window]:
         tok = self.encoder.tokenizer
-        q_ids = tokenize_question(tok, question, self.settings)
+        q_ids = tokenize_question(tok, reader_form(question), self.settings)
         out: list[Window] = []
         for i, text in enumerate(passages):
             ids, offs = self._passage(text)

@@ -48,3 +48,26 @@ def test_no_span_when_unsure():
     text = "工信部總工程師趙志國表示,下一步將聚焦加快推進新型工業化。"
     m = extract_span(q, text, 0, len(text))
     assert m is None or text[m.start:m.end] == m.quote
+
+
+def test_alternatives_quote_the_next_best_sentences_with_exact_citations():
+    from rag.reader import Reader
+    from rag.types import CleaningReport, Document, Hit
+
+    text = ("前三季度，全国规模以上工业增加值同比增长5.8%。九月份，工业增加值同比增长4.5%。"
+            "上半年，全国规模以上工业增加值同比增长5.6%。天气晴朗。")
+    doc = Document("a.txt", text, CleaningReport("a.txt", len(text), len(text)))
+    hits = [Hit(0, "a.txt", text, 0, len(text), 1.0, 3.0, 0.8, 1)]
+    reader = Reader({"a.txt": doc}, lambda t: 1, 10, None, 1.0, lambda q: False)
+    answers = reader.answers("前三季度工业增加值同比增长多少？", hits, 3)
+    assert answers[0] == reader.read("前三季度工业增加值同比增长多少？", hits)
+    assert len(answers) == 3 and all(a.found for a in answers)
+    assert answers[0].text.startswith("前三季度")
+    assert len({a.citations[0].start for a in answers}) == 3  # three different sentences
+    assert [a.score for a in answers] == sorted((a.score for a in answers), reverse=True)
+    for a in answers:
+        assert all(text[c.start : c.end] == c.quote for c in a.citations)
+        if a.span_citation is not None:
+            assert text[a.span_citation.start : a.span_citation.end] == a.span
+    refused = reader.answers("北京的首都是哪里？", hits, 3)
+    assert len(refused) == 1 and not refused[0].found

@@ -198,3 +198,36 @@ def test_calibration_round_trips_and_rejects_other_features() -> None:
     with pytest.raises(ValueError):
         Calibration.from_dict(bad)
     assert 0.0 < cal.confidence((1e9,) * len(FEATURES)) <= 1.0
+
+
+def _answer_for(sentence_start: str, score: float) -> Answer:
+    s = TEXT.index(sentence_start)
+    e = TEXT.index("。", s) + 1
+    return Answer("q", True, TEXT[s:e], None, score, (Citation(1, "news.txt", 0, s, e, TEXT[s:e]),))
+
+
+def test_the_alternative_sentence_the_reader_finds_a_surer_span_in_is_quoted() -> None:
+    @dataclass
+    class Guesses(FakeReader):
+        def read(self, question, passages):  # type: ignore[no-untyped-def]
+            p = passages[0]
+            a, b = p.index("5.8%"), p.index("4.4%")
+            return FakeResult((SpanGuess(0, a, a + 4, 2.0, -10.0), SpanGuess(0, b, b + 4, 7.0, -10.0)))
+
+    first, second = _answer_for("前三季度", 0.6), _answer_for("九月份", 0.5)
+    hits = [_hit(0, len(TEXT))]
+    ans = _answerer(Guesses(None)).answer("q", hits, first, [second])
+    assert ans.text == second.text and ans.span == "4.4%"  # 0.5 + 0.3 * 7 beats 0.6 + 0.3 * 2
+    assert DOC.text[ans.span_citation.start : ans.span_citation.end] == "4.4%"
+    assert all(DOC.text[c.start : c.end] == c.quote for c in ans.citations)
+    # without alternatives, or with the span ignored, the sentence reader's first choice stays
+    assert _answerer(Guesses(None)).answer("q", hits, first).text == first.text
+    a = _answerer(Guesses(None))
+    a.settings = type(a.settings)(span_weight=0.0)
+    assert a.answer("q", hits, first, [second]).text == first.text
+
+
+def test_an_alternative_without_any_span_does_not_win() -> None:
+    first, second = _answer_for("前三季度", 0.6), _answer_for("九月份", 0.9)
+    ans = _answerer(FakeReader("5.8%")).answer("q", [_hit(0, len(TEXT))], first, [second])
+    assert ans.text == first.text and ans.span == "5.8%"

@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.span_features import WindowSettings, answer_tokens, best_span, make_windows, pad_batch
+from rag.span_features import WindowSettings, answer_tokens, best_span, make_windows, pad_batch, reader_form
 
 
 class CharTokenizer:
@@ -114,3 +114,28 @@ def test_best_span_within_a_stretch_of_the_passage() -> None:
     g = best_span(w, s, e, within=(6, 12))
     assert g is not None and passage[g.start : g.end] == "7%" and g.score == 10.0
     assert best_span(w, s, e, within=(100, 120)) is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("國家統計局發佈數據規模以上工業增長體制萬億臺灣乾隆後面髮型abc1.,，。 \n")), max_size=60))
+def test_reader_form_keeps_every_offset(text: str) -> None:
+    assert len(reader_form(text)) == len(text)
+
+
+def test_reader_form_reads_traditional_as_simplified() -> None:
+    assert reader_form("國家統計局發佈數據，規模以上工業增長5.8%") == "国家统计局发布数据，规模以上工业增长5.8%"
+
+
+def test_the_reader_reads_a_simplified_question_and_a_traditional_passage_in_one_script() -> None:
+    from types import SimpleNamespace
+
+    from rag.span_reader import SpanReader
+
+    card = {"windows": SMALL.to_dict()}
+    reader = SpanReader(SimpleNamespace(tokenizer=TOK), None, card)  # type: ignore[arg-type]
+    trad = reader.windows("規模以上工業增長多少？", ["國家統計局：規模以上工業增長5.8%。"])
+    simp = reader.windows("规模以上工业增长多少？", ["国家统计局：规模以上工业增长5.8%。"])
+    assert trad == simp  # same tokens, same offsets into the (Traditional) passage
+    [w] = trad
+    text = "國家統計局：規模以上工業增長5.8%。"
+    assert w.offsets == tuple((i, i + 1) for i in range(len(text)))

@@ -68,9 +68,9 @@ def test_seed_unanswerable_questions_are_refused(seed_qa, question: str) -> None
         ("When was the Lanternfish Observatory completed?", "1987"),
         ("Who designed the Greywater Bridge?", "Margaret Ellis"),
         ("How many passengers did Copperleaf Rail carry in 2022?", "3.1 million"),
-        pytest.param("How long is the Greywater Bridge?", "310 metres", marks=pytest.mark.xfail(
-            reason="known miss: the sentence reader prefers the sentence naming the bridge, and the span "
-                   "reader is not sure enough of '310 metres' in the next one to override it", strict=False)),
+        # the sentence reader prefers the sentence naming the bridge; the next one, where the
+        # span reader finds '310 metres', wins the quote (its two best sentences compete)
+        ("How long is the Greywater Bridge?", "310 metres"),
     ],
 )
 def test_english_documents(english_qa, question: str, gold: str) -> None:

@@ -63,3 +63,19 @@ def test_train_then_continue(tmp_path: Path) -> None:
     assert card2["weights"]["sha256"] != card1["weights"]["sha256"]
     head, _ = span_reader.load_head(tmp_path / "s2", span_reader.encoder_identity())
     assert sum(p.numel() for p in head.parameters()) == card2["weights"]["parameters"]
+    assert card2["training"]["script"] == "simplified"
+
+    # reader-only validation of both stages and of their weight average, on the same split
+    spec = importlib.util.spec_from_file_location("evaluate_reader", ROOT / "training" / "evaluate_reader.py")
+    assert spec is not None and spec.loader is not None
+    evaluate = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(evaluate)
+    out = tmp_path / "val.json"
+    assert evaluate.main([str(data), "--reader", str(tmp_path / "s1"), "--reader", str(tmp_path / "s2"),
+                          "--average-out", str(tmp_path / "avg"), "--json", str(out), "--threads", "1"]) == 0
+    scores = json.loads(out.read_text(encoding="utf-8"))
+    assert set(scores) == {str(tmp_path / "s1"), str(tmp_path / "s2"), "average"}
+    assert all(r["questions"] == 2 and 0.0 <= r["em"] <= r["f1"] <= 1.0 for r in scores.values())
+    avg = span_reader.read_card(tmp_path / "avg")
+    assert [a["folder"] for a in avg["averaged_from"]] == [str(tmp_path / "s1"), str(tmp_path / "s2")]
+    span_reader.load_head(tmp_path / "avg", span_reader.encoder_identity())  # checksum verified

@@ -45,7 +45,7 @@ class Row:
     features: tuple[float, ...]
     span_f1: float  # F1 of the span against the gold answers (answerable rows)
     span_sentence_hit: bool  # the span's sentence holds a gold answer
-    sentence_hit: bool  # the sentence reader's sentence holds a gold answer
+    sentence_hit: bool  # the chosen candidate sentence holds a gold answer
     sentence_found: bool
     weight: float
 
@@ -56,8 +56,9 @@ def collect(qa: rag.QA, questions, label: int, group_of, weight: float = 1.0) ->
     t0 = time.time()
     for i, q in enumerate(questions):
         hits = qa.retriever.search(q.question, k=5)
-        sentence = qa.reader.read(q.question, hits)
-        ev = span.evidence(q.question, hits, sentence)
+        sentences = qa.reader.answers(q.question, hits, span.settings.alternatives)
+        ev = span.evidence(q.question, hits, sentences[0], sentences[1:])
+        sentence = ev.sentence or sentences[0]  # the candidate sentence the span was sought in
         pred = qa.document(ev.hit.source).text[ev.start : ev.end] if ev.hit is not None else ""
         # the sentence holding the span, as the answer would quote it
         if ev.hit is not None and ev.end > ev.start and not ev.inside:

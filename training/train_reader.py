@@ -10,11 +10,16 @@ split is held out by *article* (seeded), written to the model card with the data
 settings, the training time and the validation EM/F1, together with ``split.json`` (which
 question ids are validation) so evaluations can use exactly those questions.
 
-The shipped reader was trained in two stages of 2 epochs each; the second continues the first
-(``--init``) with a new seeded batch order, and the card keeps the first stage in ``history``:
+The shipped reader was trained in three stages; each continues the one before (``--init``) with
+a new seeded batch order, and the card keeps the earlier stages in ``history`` (a stage without
+a ``script`` there read its data as it is):
 
-    python training/train_reader.py DATA... --out /tmp/stage1
-    python training/train_reader.py DATA... --init /tmp/stage1
+    python training/train_reader.py DATA... --script as-is --out /tmp/stage1
+    python training/train_reader.py DATA... --script as-is --init /tmp/stage1 --out /tmp/stage2
+    python training/train_reader.py DATA... --init /tmp/stage2 --epochs 1.6
+
+By default questions and passages are read in Simplified script, as the reader reads them at
+query time (``rag.span_features.reader_form``).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import math
 import random
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +42,7 @@ from rag import span_reader  # noqa: E402
 from rag.hashing import sha256_file  # noqa: E402
 from rag.metrics import char_f1, exact_match  # noqa: E402
 from rag.span_features import (  # noqa: E402
+    reader_form,
     Window,
     WindowSettings,
     answer_tokens,
@@ -77,6 +83,13 @@ def load_examples(path: Path) -> list[Example]:
                 if answers:
                     out.append(Example(str(qa["id"]), path.stem, key, ctx, qa["question"], tuple(answers)))
     return out
+
+
+def in_reader_form(ex: Example) -> Example:
+    """The example as the reader reads it (:func:`rag.span_features.reader_form`: Simplified,
+    same length, so the answer offsets still hold)."""
+    return replace(ex, context=reader_form(ex.context), question=reader_form(ex.question),
+                   answers=tuple((reader_form(t), start) for t, start in ex.answers))
 
 
 def split_by_article(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
@@ -173,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=0, help="validate every N steps on 100 questions (0: only at the end)")
     ap.add_argument("--checkpoint", type=Path, default=None, help="also save the head here at every --eval-every")
+    ap.add_argument("--script", choices=("simplified", "as-is"), default="simplified",
+                    help="read questions and passages converted to Simplified, as the shipped reader does at query "
+                         "time (default), or as they are (how stages 1 and 2 were trained)")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue training the head in this folder (same data, split and settings; "
                          "its training history is kept in the new card)")
@@ -185,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = WindowSettings()
 
     examples = [e for p in args.data for e in load_examples(p)]
+    if args.script == "simplified":
+        examples = [in_reader_form(e) for e in examples]
     train, val = split_by_article(examples, args.val_fraction, args.seed)
     rng.shuffle(train)
     if args.max_train:
@@ -278,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
                      "windows": len(feats), "steps": total, "threads": args.threads,
                      "cache_seconds": round(cache_s), "train_seconds": round(train_s),
                      "total_seconds": round(time.time() - started), "torch": torch.__version__,
-                     "continued": args.init is not None},
+                     "continued": args.init is not None, "script": args.script},
         "history": history,
         "validation": {"questions": len(val_eval), "em": round(em, 4), "f1": round(f1, 4)},
     }
