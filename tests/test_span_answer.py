@@ -152,15 +152,18 @@ def test_the_sentence_readers_passage_is_read_even_below_the_top() -> None:
     assert ans.span == "5.8%" and ans.span_citation is not None and ans.span_citation.n == 1
 
 
-def test_a_far_surer_span_elsewhere_quotes_its_own_sentence() -> None:
-    @dataclass
-    class TwoGuesses(FakeReader):
-        def read(self, question, passages):  # type: ignore[no-untyped-def]
-            p = passages[0]
-            a, b = p.index("5.8%"), p.index("4.4%")
-            return FakeResult((SpanGuess(0, a, a + 4, 2.0, -10.0), SpanGuess(0, b, b + 4, 20.0, -10.0)))
+@dataclass
+class TwoGuesses(FakeReader):
+    """Guesses "5.8%" (score 2) and "4.4%" (score ``score``) in the first passage."""
 
-    ans = _answerer(TwoGuesses(None)).answer("q", [_hit(0, len(TEXT))], _sentence_answer(True))
+    def read(self, question: str, passages: Sequence[str]) -> FakeResult:
+        p = passages[0]
+        a, b = p.index("5.8%"), p.index("4.4%")
+        return FakeResult((SpanGuess(0, a, a + 4, 2.0, -10.0), SpanGuess(0, b, b + 4, self.score, -10.0)))
+
+
+def test_a_far_surer_span_elsewhere_quotes_its_own_sentence() -> None:
+    ans = _answerer(TwoGuesses(None, score=20.0)).answer("q", [_hit(0, len(TEXT))], _sentence_answer(True))
     assert ans.span == "4.4%" and ans.text.startswith("九月份")
     assert DOC.text[ans.span_citation.start : ans.span_citation.end] == "4.4%"
 
@@ -207,22 +210,15 @@ def _answer_for(sentence_start: str, score: float) -> Answer:
 
 
 def test_the_alternative_sentence_the_reader_finds_a_surer_span_in_is_quoted() -> None:
-    @dataclass
-    class Guesses(FakeReader):
-        def read(self, question, passages):  # type: ignore[no-untyped-def]
-            p = passages[0]
-            a, b = p.index("5.8%"), p.index("4.4%")
-            return FakeResult((SpanGuess(0, a, a + 4, 2.0, -10.0), SpanGuess(0, b, b + 4, 7.0, -10.0)))
-
     first, second = _answer_for("前三季度", 0.6), _answer_for("九月份", 0.5)
     hits = [_hit(0, len(TEXT))]
-    ans = _answerer(Guesses(None)).answer("q", hits, first, [second])
+    ans = _answerer(TwoGuesses(None, score=7.0)).answer("q", hits, first, [second])
     assert ans.text == second.text and ans.span == "4.4%"  # 0.5 + 0.3 * 7 beats 0.6 + 0.3 * 2
     assert DOC.text[ans.span_citation.start : ans.span_citation.end] == "4.4%"
     assert all(DOC.text[c.start : c.end] == c.quote for c in ans.citations)
     # without alternatives, or with the span ignored, the sentence reader's first choice stays
-    assert _answerer(Guesses(None)).answer("q", hits, first).text == first.text
-    a = _answerer(Guesses(None))
+    assert _answerer(TwoGuesses(None, score=7.0)).answer("q", hits, first).text == first.text
+    a = _answerer(TwoGuesses(None, score=7.0))
     a.settings = type(a.settings)(span_weight=0.0)
     assert a.answer("q", hits, first, [second]).text == first.text
 
