@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class RagError(Exception):
     """Base class of every error :mod:`rag` raises on purpose."""
@@ -47,7 +49,7 @@ class ModelError(RagError):
 class ReaderError(ModelError):
     """The span reader's shipped weights are missing, corrupt or do not fit the encoder."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{path}: {reason}")
