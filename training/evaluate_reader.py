@@ -74,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     readers = args.reader or [span_reader.READER_DIR]
-    split = json.loads((args.split or readers[0] / "split.json").read_text(encoding="utf-8"))
+    split_file = args.split or readers[0] / "split.json"
+    if not split_file.is_file():
+        raise SystemExit(f"{split_file}: no such split file (a checkpoint has none: pass --split)")
+    split = json.loads(split_file.read_text(encoding="utf-8"))
     wanted = set(split["validation_ids"])
     val = [e for p in args.data for e in load_examples(p) if e.qid in wanted]
     if args.max_val:
@@ -134,7 +137,6 @@ def main(argv: list[str] | None = None) -> int:
         head = SpanHead(SpanModelConfig.from_dict(card["config"]))
         head.load_state_dict(average_state)
         span_reader.save_head(head, card, args.average_out)
-        split_file = args.split or readers[0] / "split.json"
         (args.average_out / "split.json").write_text(split_file.read_text(encoding="utf-8"), encoding="utf-8")
     return 0
 
