@@ -8,7 +8,7 @@ The questions are exactly the validation split the (first) reader was trained wi
 ``split.json``). The frozen lower layers run once per window and are shared by every reader
 compared. ``--average`` also scores the head whose weights are the mean of the given readers'
 (checkpoints of one training run), and ``--average-out DIR`` writes that head with a card.
-Readers run as shipped: int8 Linear layers unless ``--fp32``, questions and passages in the
+Readers run as shipped: float32 heads unless ``--int8``, questions and passages in the
 reader's form (Simplified) unless ``--script`` says otherwise.
 """
 
@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", type=Path, default=None, help="split.json (default: the first reader's)")
     ap.add_argument("--average", action="store_true", help="also score the weight average of the readers")
     ap.add_argument("--average-out", type=Path, default=None, help="write the averaged head here")
-    ap.add_argument("--fp32", action="store_true", help="score the heads in fp32 instead of the shipped int8")
+    ap.add_argument("--int8", action="store_true", help="score the heads with int8 Linear layers (SpanReader.load(fast=True))")
     ap.add_argument("--max-val", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--script", choices=("reader", "as-is", "question"), default="reader",
@@ -97,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         head, average_card = averaged(readers, encoder.identity)
         heads["average"] = head
         average_state = {k: v.clone() for k, v in head.state_dict().items()}
-    if not args.fp32:
+    if args.int8:
         for head in heads.values():
             e5.quantize_int8(head, pattern=None)
 
