@@ -26,14 +26,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from train_reader import load_examples  # noqa: E402
+from train_reader import load_examples, predicted_span  # noqa: E402
 
 from rag import e5, span_reader  # noqa: E402
 from rag.hashing import sha256_file  # noqa: E402
 from rag.metrics import char_f1, exact_match  # noqa: E402
 from rag.span_features import (  # noqa: E402
     WindowSettings,
-    best_span,
     make_windows,
     pad_batch,
     reader_form,
@@ -43,8 +42,8 @@ from rag.span_features import (  # noqa: E402
 from rag.span_model import SpanHead, SpanModelConfig  # noqa: E402
 
 
-def averaged(folders: list[Path], identity: dict[str, str]) -> tuple[SpanHead, dict]:
-    heads = [span_reader.load_head(f, identity) for f in folders]
+def averaged(heads: list[tuple[SpanHead, dict]]) -> tuple[SpanHead, dict]:
+    """The head whose weights are the mean of ``heads`` (loaded heads with their cards)."""
     cards = [c for _, c in heads]
     for c in cards[1:]:
         if c["config"] != cards[0]["config"] or c["windows"] != cards[0]["windows"]:
@@ -87,14 +86,12 @@ def main(argv: list[str] | None = None) -> int:
 
     encoder = span_reader.load_encoder()
     tok, lower, pad_id = encoder.tokenizer, encoder.lower, encoder.pad_id
-    heads: dict[str, SpanHead] = {}
-    for f in readers:
-        head, _ = span_reader.load_head(f, encoder.identity)
-        heads[str(f)] = head
+    loaded = [span_reader.load_head(f, encoder.identity) for f in readers]
+    heads: dict[str, SpanHead] = {str(f): head for f, (head, _) in zip(readers, loaded)}
     average_card: dict | None = None
     average_state: dict[str, torch.Tensor] = {}
     if args.average or args.average_out:
-        head, average_card = averaged(readers, encoder.identity)
+        head, average_card = averaged(loaded)
         heads["average"] = head
         average_state = {k: v.clone() for k, v in head.state_dict().items()}
     if args.int8:
@@ -117,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
             hidden = lower(torch.from_numpy(ids), m)
             for name, head in heads.items():
                 s, e = head(hidden, m)
-                guesses = [g for g in (best_span(w, s[i].numpy(), e[i].numpy()) for i, w in enumerate(windows)) if g]
-                best = max(guesses, key=lambda g: g.score) if guesses else None
-                pred = ex.context[best.start : best.end] if best else ""
+                pred = predicted_span(windows, s.numpy(), e.numpy(), ex.context)
                 scores[name][0].append(exact_match(pred, golds))
                 scores[name][1].append(char_f1(pred, golds))
         if (n + 1) % 200 == 0:

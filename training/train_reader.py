@@ -150,6 +150,13 @@ def collate(hiddens, rows):  # type: ignore[no-untyped-def]
     return torch.from_numpy(x), torch.from_numpy(mask)
 
 
+def predicted_span(windows, start_logits, end_logits, context: str) -> str:  # type: ignore[no-untyped-def]
+    """The best span over all windows of one passage, as text ("" when no window has one)."""
+    guesses = [g for g in (best_span(w, start_logits[i], end_logits[i]) for i, w in enumerate(windows)) if g]
+    best = max(guesses, key=lambda g: g.score) if guesses else None
+    return context[best.start : best.end] if best else ""
+
+
 def evaluate(head, lower, tok, examples, settings, pad_id):  # type: ignore[no-untyped-def]
     head.eval()
     ems, f1s = [], []
@@ -161,9 +168,7 @@ def evaluate(head, lower, tok, examples, settings, pad_id):  # type: ignore[no-u
         with torch.inference_mode():
             m = torch.from_numpy(mask)
             s, e = head(lower(torch.from_numpy(ids), m), m)
-        guesses = [best_span(w, s[i].numpy(), e[i].numpy()) for i, w in enumerate(windows)]
-        guesses = [g for g in guesses if g is not None]
-        pred = ex.context[max(guesses, key=lambda g: g.score).start : max(guesses, key=lambda g: g.score).end] if guesses else ""
+        pred = predicted_span(windows, s.numpy(), e.numpy(), ex.context)
         golds = [a for a, _ in ex.answers]
         ems.append(exact_match(pred, golds))
         f1s.append(char_f1(pred, golds))
