@@ -146,6 +146,8 @@ class QA:
         if self.span is None:
             return self.reader.read(question, hits)
         sentences = self.reader.answers(question, hits, self.span.settings.alternatives)
+        if not sentences[0].found and self.reader.names_unknown(question, hits):
+            return sentences[0]  # it asks about what the documents never mention: no reader can answer
         return self.span.answer(question, hits, sentences[0], sentences[1:])
 
     def document(self, source: str) -> Document:
@@ -200,14 +202,16 @@ def load(
         )
     if reader is None:
         reader = "span" if isinstance(embedder, (SentenceTransformerEmbedder, E5Embedder)) else "sentence"
-    span = _span_answerer(embedder, stored.documents) if reader == "span" else None
-    return QA(path, stored, embedder, span)
+    qa = QA(path, stored, embedder)
+    if reader == "span":
+        qa.span = _span_answerer(embedder, stored.documents, qa.reader)
+    return qa
 
 
-def _span_answerer(embedder: Embedder, documents: "dict[str, Document]") -> SpanAnswerer:
+def _span_answerer(embedder: Embedder, documents: "dict[str, Document]", sentence_reader: Reader) -> SpanAnswerer:
     from .span_reader import READER_DIR, SpanReader, calibration_of
 
     shared = embedder if isinstance(embedder, E5Embedder) else None
     folder = Path(os.environ["RAG_READER_DIR"]) if os.environ.get("RAG_READER_DIR") else READER_DIR
     span_reader = SpanReader.load(shared, folder)
-    return SpanAnswerer(span_reader, documents, calibration_of(span_reader.card))
+    return SpanAnswerer(span_reader, documents, calibration_of(span_reader.card), coverage=sentence_reader.coverage)

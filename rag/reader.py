@@ -57,6 +57,20 @@ class ScoredSentence:
 
 
 @dataclass(frozen=True)
+class TermCoverage:
+    """How much of a question a passage of text states, in the question's own words.
+
+    ``share``: IDF-weighted share of the question's terms (words and Han bigrams) in the text;
+    ``missing``: the largest share of the question's word weight held by one content word the
+    text lacks (a near miss: a text about the right topic that does not name what is asked
+    about). Across languages words cannot be compared: ``share`` 1, ``missing`` 0.
+    """
+
+    share: float
+    missing: float
+
+
+@dataclass(frozen=True)
 class ReaderSettings:
     """Thresholds of the reader. ``min_coverage``: share of the question's weighted terms the
     best sentence's chunk must cover; ``max_missing``: share of the question's word weight that
@@ -119,9 +133,7 @@ class Reader:
             # Question and passages in different languages: only the model's similarity can tell.
             # Names are translated across languages, but figures and acronyms are not: one the
             # documents never mention still means they cannot answer.
-            literal = [w for w in q.salient if re.fullmatch(r"[a-z0-9.%\-']+", w) and (
-                any(c.isdigit() for c in w) or w.upper() in q.text)]
-            ok = best.dense >= self.settings.min_dense and all(self._occurs(w) for w in literal)
+            ok = best.dense >= self.settings.min_dense and not self._unknown_literal(q)
             confidence = best.dense
         else:
             ok = best.chunk_coverage >= self.settings.min_coverage and missing <= self.settings.max_missing
@@ -198,10 +210,40 @@ class Reader:
     def _refuse(self, question: str, hits: Sequence[Hit], confidence: float) -> Answer:
         return Answer(question, False, NOT_FOUND, None, round(float(confidence), 4), (), None, tuple(hits))
 
+    def names_unknown(self, question: str, hits: Sequence[Hit]) -> bool:
+        """True when ``question`` names what the documents never mention, so they cannot answer
+        it whatever a reader makes of the passages: names, places, figures and acronyms holding
+        more than ``max_missing`` of its word weight; across languages (question and passages in
+        different scripts, where names are translated) only figures and acronyms count."""
+        q = parse_question(question)
+        hits_cjk = cjk_share(" ".join(h.text for h in hits[:3])) if hits else self.corpus_cjk
+        if abs(q.cjk - hits_cjk) > 0.5:
+            return self._unknown_literal(q)
+        return self._missing_share(q) > self.settings.max_missing
+
+    def _unknown_literal(self, q: Question) -> bool:
+        """A figure or acronym of the question the corpus never mentions (these are not translated)."""
+        literal = [w for w in q.salient if re.fullmatch(r"[a-z0-9.%\-']+", w) and (
+            any(c.isdigit() for c in w) or w.upper() in q.text)]
+        return not all(self._occurs(w) for w in literal)
+
+    def coverage(self, question: str, text: str) -> TermCoverage:
+        """How much of ``question`` ``text`` states (see :class:`TermCoverage`)."""
+        q = parse_question(question)
+        if not q.terms or abs(q.cjk - cjk_share(text)) > 0.5:
+            return TermCoverage(1.0, 0.0)
+        t = fold(text)
+        weights = {term: self.idf(term) for term in q.terms}
+        share = sum(w for term, w in weights.items() if term in t) / (sum(weights.values()) or 1.0)
+        content = _content_words(q)
+        total = sum(self.idf(w) for w in content) or 1.0
+        missing = max((self.idf(w) for w in content if w not in t), default=0.0) / total
+        return TermCoverage(round(share, 6), round(missing, 6))
+
     def _missing_share(self, q: Question) -> float:
         """Share of the question's weight held by names, places, figures and acronyms that
         occur nowhere in the corpus."""
-        content = [w for w in dict.fromkeys(q.words) if len(w) > 1 or not re.fullmatch(r"[\u3400-\u9fff]", w)]
+        content = _content_words(q)
         if not content or not q.salient:
             return 0.0
         total = sum(self.idf(w) for w in content) or 1.0
@@ -279,6 +321,11 @@ class Reader:
             )
         out.sort(key=lambda s: (-s.score, s.hit_rank, s.start))
         return out
+
+
+def _content_words(q: Question) -> list[str]:
+    """The question's words but single Han characters (particles, measure words)."""
+    return [w for w in dict.fromkeys(q.words) if len(w) > 1 or not re.fullmatch(r"[\u3400-\u9fff]", w)]
 
 
 def _is_heading(text: str) -> bool:

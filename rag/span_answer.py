@@ -2,9 +2,12 @@
 
 For a question, the span reader reads the top retrieved chunks (sliding windows) and proposes
 the best span of each window. Its evidence (span score, margin over the window's "no answer"
-score), the retrieval scores and the sentence reader's own verdict are combined by a logistic
-model fitted on held-out dev questions, answerable ones and unanswerable ones asked against an
-index that lacks their passage (``training/calibrate_reader.py``). Three outcomes:
+score), the retrieval scores, the sentence reader's own verdict and how much of the question
+the span's sentence and its surroundings state in the question's own words (a near miss
+quotes a passage on the right topic that never names what is asked about) are combined by a
+logistic model fitted on held-out dev questions: answerable ones, unanswerable ones asked
+against an index that lacks their passage, and near misses (the same questions with a key noun
+swapped for one their article never mentions) (``training/calibrate_reader.py``). Three outcomes:
 
 * confident: ``Answer.span`` is the span, ``Answer.text`` the sentence(s) holding it (the
   sentence reader's sentence when it has one, with the reader's best span inside it, or the
@@ -16,17 +19,19 @@ index that lacks their passage (``training/calibrate_reader.py``). Three outcome
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .chunking import split_sentences
 from .normalize import fold
-from .reader import NOT_FOUND
+from .reader import NOT_FOUND, TermCoverage
 from .span_features import SpanGuess
 from .types import Answer, Citation, Document, Hit
 
-FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score")
+FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score",
+            "cover_sentence", "cover_near", "missing_word")
+_NEAR = 40  # characters either side of the span whose coverage of the question is "near"
 _EDGE = " \t\r\n\u3000，。、；：！？,;:!?"
 _NO_SPAN = -20.0  # span score of a candidate sentence the reader finds no span in
 
@@ -65,7 +70,7 @@ class Calibration:
 
 # Used until a calibration is fitted: answer on the sentence reader's verdict, span on margin.
 UNCALIBRATED = Calibration(
-    weights=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0), bias=-2.0, mean=(0.0,) * len(FEATURES),
+    weights=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 0.0), bias=-2.0, mean=(0.0,) * len(FEATURES),
     scale=(1.0,) * len(FEATURES), answer_at=0.5, span_at=0.5,
 )
 
@@ -111,11 +116,15 @@ class SpanAnswerer:
     """Composes :class:`Answer` objects from span-reader guesses and the sentence reader."""
 
     def __init__(self, reader: SpanReading, documents: Mapping[str, Document], calibration: Calibration,
-                 settings: SpanAnswerSettings | None = None) -> None:
+                 settings: SpanAnswerSettings | None = None,
+                 coverage: Callable[[str, str], TermCoverage] | None = None) -> None:
+        """``coverage``: how much of a question a text states
+        (:meth:`rag.reader.Reader.coverage`); without it the coverage features read as full."""
         self.reader = reader
         self.documents = documents
         self.calibration = calibration
         self.settings = settings or SpanAnswerSettings()
+        self.coverage = coverage
 
     def evidence(self, question: str, hits: Sequence[Hit], sentence: Answer,
                  alternatives: Sequence[Answer] = ()) -> Evidence:
@@ -154,12 +163,24 @@ class SpanAnswerer:
         s_found = 1.0 if sentence.found else 0.0
         best_score = best.score if best is not None else -10.0
         if chosen is None:
-            return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, best_score, dense, bm25, s_found, sentence.score),
-                            sentence=candidates[pick])
+            held = candidates[pick].text if candidates[pick].found else ""
+            cover = self._cover(question, held)
+            return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, best_score, dense, bm25, s_found, sentence.score,
+                                         cover.share, cover.share, cover.missing), sentence=candidates[pick])
         hit = top[chosen.passage]
         start, end = _trim(hit.text, chosen.start, chosen.end)
+        # how much of the question the span's sentence, and the text right around the span, state
+        if inside:
+            held = candidates[pick].text
+        else:
+            doc_text = self.documents[hit.source].text
+            a, b = hit.start + start, hit.start + end
+            around = split_sentences(doc_text, max(0, a - 600), min(len(doc_text), b + 600))
+            held = " ".join(doc_text[x.start:x.end] for x in around if x.start < b and a < x.end) or hit.text[start:end]
+        cover = self._cover(question, held)
+        near = self._cover(question, hit.text[max(0, start - _NEAR) : end + _NEAR])
         feats = (chosen.score - chosen.null_score, chosen.score, chosen.null_score, best_score, dense, bm25, s_found,
-                 sentence.score)
+                 sentence.score, cover.share, near.share, cover.missing)
         overall = None
         if inside and best is not None and best is not chosen:
             b_hit = top[best.passage]
@@ -167,6 +188,11 @@ class SpanAnswerer:
             overall = Evidence(b_hit, b_hit.start + b0, b_hit.start + b1, feats)
         return Evidence(hit, hit.start + start, hit.start + end, feats, inside, overall,
                         best_score - chosen.score, candidates[pick])
+
+    def _cover(self, question: str, text: str) -> TermCoverage:
+        if self.coverage is None:
+            return TermCoverage(1.0, 0.0)
+        return self.coverage(question, text) if text else TermCoverage(0.0, 1.0)
 
     def answer(self, question: str, hits: Sequence[Hit], sentence: Answer, alternatives: Sequence[Answer] = ()) -> Answer:
         ev = self.evidence(question, hits, sentence, alternatives)

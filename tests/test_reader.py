@@ -71,3 +71,37 @@ def test_alternatives_quote_the_next_best_sentences_with_exact_citations():
             assert text[a.span_citation.start : a.span_citation.end] == a.span
     refused = reader.answers("北京的首都是哪里？", hits, 3)
     assert len(refused) == 1 and not refused[0].found
+
+
+def test_coverage_measures_how_much_of_the_question_a_text_states():
+    from rag.reader import Reader, TermCoverage
+    from rag.types import CleaningReport, Document
+
+    text = "前三季度，全国规模以上工业增加值同比增长5.8%。"
+    doc = Document("a.txt", text, CleaningReport("a.txt", len(text), len(text)))
+    reader = Reader({"a.txt": doc}, lambda t: 1, 10, None, 1.0, lambda q: False)
+    full = reader.coverage("前三季度工业增加值同比增长多少？", text)
+    assert full.share > 0.9 and full.missing == 0.0
+    # a near miss: on topic, but the thing asked about (equipment manufacturing) is not named
+    near = reader.coverage("前三季度装备制造业增加值同比增长多少？", text)
+    assert near.share < full.share and near.missing > 0.1
+    # Traditional text, Simplified question: compared in matching form
+    assert reader.coverage("前三季度工业增加值同比增长多少？", "前三季度，規模以上工業增加值同比增長5.8%。") == full
+    # across languages words cannot be compared: no evidence either way
+    assert reader.coverage("How much did industrial output grow?", text) == TermCoverage(1.0, 0.0)
+
+
+def test_names_unknown_only_for_what_the_corpus_never_mentions():
+    from rag.reader import Reader
+    from rag.types import CleaningReport, Document, Hit
+
+    text = "前三季度，全国规模以上工业增加值同比增长5.8%。陶青介绍了有关情况。"
+    doc = Document("a.txt", text, CleaningReport("a.txt", len(text), len(text)))
+    hits = [Hit(0, "a.txt", text, 0, len(text), 1.0, 3.0, 0.8, 1)]
+    words = {"前三", "季度", "全国", "规模", "工业", "增加值", "增长", "陶青", "介绍", "5.8", "%"}
+    reader = Reader({"a.txt": doc}, lambda t: 8 if t in words or t in text else 0, 10, None, 1.0, lambda q: False)
+    assert reader.names_unknown("今年全国GDP同比增长多少？", hits)  # GDP: never mentioned
+    assert not reader.names_unknown("前三季度工业增加值同比增长多少？", hits)
+    # across languages names are translated ("Tao Qing"), figures and acronyms are not
+    assert not reader.names_unknown("What did Tao Qing say?", hits)
+    assert reader.names_unknown("How much did GDP grow?", hits)

@@ -227,3 +227,28 @@ def test_an_alternative_without_any_span_does_not_win() -> None:
     first, second = _answer_for("前三季度", 0.6), _answer_for("九月份", 0.9)
     ans = _answerer(FakeReader("5.8%")).answer("q", [_hit(0, len(TEXT))], first, [second])
     assert ans.text == first.text and ans.span == "5.8%"
+
+
+def test_coverage_features_describe_the_span_sentence_and_its_surroundings() -> None:
+    from rag.reader import TermCoverage
+
+    seen: list[str] = []
+
+    def coverage(question: str, text: str) -> TermCoverage:
+        seen.append(text)
+        return TermCoverage(0.25 if text.startswith("九月份") else 0.75, 0.5)
+
+    a = SpanAnswerer(FakeReader("5.8%"), {"news.txt": DOC}, _calibration(0.5, 0.6), coverage=coverage)
+    f = dict(zip(FEATURES, a.evidence("增长多少？", [_hit(0, len(TEXT))], _sentence_answer(True)).features))
+    assert (f["cover_sentence"], f["cover_near"], f["missing_word"]) == (0.75, 0.75, 0.5)
+    assert seen[0] == _sentence_answer(True).text  # the sentence holding the span
+    assert "5.8%" in seen[1] and len(seen[1]) <= len("5.8%") + 80  # the text right around it
+    # the span outside any sentence-reader sentence: its own sentence is measured
+    seen.clear()
+    start = TEXT.index("九月份")
+    b = SpanAnswerer(FakeReader("4.4%"), {"news.txt": DOC}, _calibration(0.5, 0.6), coverage=coverage)
+    f2 = dict(zip(FEATURES, b.evidence("九月增长多少？", [_hit(start, len(TEXT))], _sentence_answer(False)).features))
+    assert f2["cover_sentence"] == 0.25 and seen[0].startswith("九月份")
+    # without a coverage provider the features read as full coverage
+    plain = _answerer(FakeReader("5.8%")).evidence("增长多少？", [_hit(0, len(TEXT))], _sentence_answer(True))
+    assert dict(zip(FEATURES, plain.features))["cover_sentence"] == 1.0

@@ -3,18 +3,15 @@ trains the shipped reader, this only checks that the script and ``--init`` work)
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
+from training_scripts import load_script
 
 from rag import span_reader
 
 pytestmark = pytest.mark.slow
-
-ROOT = Path(__file__).resolve().parent.parent
 
 ARTICLES = [
     ("工业", "前三季度规模以上工业增加值同比增长5.8%。高技术制造业增加值增长9.6%。",
@@ -36,18 +33,9 @@ def _squad(path: Path) -> Path:
     return path
 
 
-def _script():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("train_reader", ROOT / "training" / "train_reader.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["train_reader"] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_train_then_continue(tmp_path: Path) -> None:
     data = _squad(tmp_path / "tiny.json")
-    train = _script()
+    train = load_script("train_reader")
     common = [str(data), "--epochs", "1", "--batch", "2", "--val-fraction", "0.34", "--threads", "1"]
     assert train.main(common + ["--out", str(tmp_path / "s1")]) == 0
     card1 = span_reader.read_card(tmp_path / "s1")
@@ -56,8 +44,12 @@ def test_train_then_continue(tmp_path: Path) -> None:
     split = json.loads((tmp_path / "s1" / "split.json").read_text(encoding="utf-8"))
     assert len(split["validation_ids"]) == 2
 
-    assert train.main(common + ["--init", str(tmp_path / "s1"), "--out", str(tmp_path / "s2")]) == 0
+    assert train.main(common + ["--init", str(tmp_path / "s1"), "--out", str(tmp_path / "s2"), "--near-miss", "1"]) == 0
     card2 = span_reader.read_card(tmp_path / "s2")
+    assert card2["training"]["near_miss"] == 1.0
+    near = card2["training"]["near_miss_questions"]
+    assert isinstance(near, int) and 0 <= near <= card2["split"]["train_questions"]
+    assert card2["training"]["windows"] >= card1["training"]["windows"]
     assert card2["training"]["continued"] is True
     assert card2["history"] == [card1["training"]]
     assert card2["weights"]["sha256"] != card1["weights"]["sha256"]
@@ -66,10 +58,7 @@ def test_train_then_continue(tmp_path: Path) -> None:
     assert card2["training"]["script"] == "simplified"
 
     # reader-only validation of both stages and of their weight average, on the same split
-    spec = importlib.util.spec_from_file_location("evaluate_reader", ROOT / "training" / "evaluate_reader.py")
-    assert spec is not None and spec.loader is not None
-    evaluate = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(evaluate)
+    evaluate = load_script("evaluate_reader")
     out = tmp_path / "val.json"
     assert evaluate.main([str(data), "--reader", str(tmp_path / "s1"), "--reader", str(tmp_path / "s2"),
                           "--average-out", str(tmp_path / "avg"), "--json", str(out), "--threads", "1"]) == 0

@@ -6,9 +6,13 @@
 Data: the validation questions of the reader's split (``rag/models/reader/split.json``; the
 reader never trained on them) asked twice: against an index of all the set's passages
 (answerable) and against the same index with every passage of the validation articles removed
-(unanswerable: "each asked against an index that lacks its passage"), plus the seed dev set
-against an index of ``docs/``. A logistic model over the features of ``rag.span_answer`` is
-fitted; its thresholds keep wrongly refused answerable questions under ``--max-wrong-refusals``.
+(unanswerable: "each asked against an index that lacks its passage"), near-miss versions of
+the same questions against the full index (``training/near_miss.py``: a key noun swapped for
+another article's, so the passage is found but no longer answers; measured, fitted on only
+with ``--fit-near-miss``), plus the seed dev set against an index of ``docs/``. A logistic
+model over the features of ``rag.span_answer`` is fitted; its thresholds keep wrongly refused
+answerable questions under ``--max-wrong-refusals``. Questions ``QA.ask`` refuses before the
+span reader (they name what the documents never mention) count as refused and are not fitted.
 Reported numbers are cross-fitted (two folds split by article: each half is scored by a model
 fitted on the other half), so they are out-of-sample; the written calibration is fitted on all.
 It also writes the unanswerable questions as JSON lines for ``rag eval`` on the reduced index.
@@ -29,18 +33,23 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rag  # noqa: E402
-from rag.datasets import load_eval_set  # noqa: E402
+from rag.datasets import EvalQuestion, load_eval_set  # noqa: E402
 from rag.metrics import char_f1, contains_answer  # noqa: E402
-from rag.span_answer import FEATURES, Calibration, SpanAnswerer  # noqa: E402
-from rag.span_reader import CARD_NAME, READER_DIR  # noqa: E402
+from rag.e5_runtime import E5Embedder  # noqa: E402
+from rag.span_answer import FEATURES, UNCALIBRATED, Calibration, SpanAnswerer  # noqa: E402
+from rag.span_reader import CARD_NAME, READER_DIR, SpanReader  # noqa: E402
+
+from near_miss import near_miss_questions  # noqa: E402
 
 
 @dataclass(frozen=True)
 class Row:
     qid: str
     group: str  # article (DRCD) or "seed"
+    kind: str  # "answerable", "removed" (passage not in the index), "near" (near miss) or "seed"
     label: int  # 1: the index holds the answer
     features: tuple[float, ...]
     span_f1: float  # F1 of the span against the gold answers (answerable rows)
@@ -48,15 +57,27 @@ class Row:
     sentence_hit: bool  # the chosen candidate sentence holds a gold answer
     sentence_found: bool
     weight: float
+    gated: bool = False  # refused before the span reader (it names what the documents never mention)
 
 
-def collect(qa: rag.QA, questions, label: int, group_of, weight: float = 1.0) -> list[Row]:  # type: ignore[no-untyped-def]
+def load_uncalibrated(index: Path, reader_dir: Path = READER_DIR) -> rag.QA:
+    """The index with the span reader of ``rag/models/reader``, whatever calibration its card holds
+    (the features do not depend on it)."""
+    qa = rag.load(index, reader="sentence")
+    shared = qa.embedder if isinstance(qa.embedder, E5Embedder) else None
+    documents = {s: qa.document(s) for s in qa.sources()}
+    qa.span = SpanAnswerer(SpanReader.load(shared, reader_dir), documents, UNCALIBRATED, coverage=qa.reader.coverage)
+    return qa
+
+
+def collect(qa: rag.QA, questions, label: int, group_of, kind: str, weight: float = 1.0) -> list[Row]:  # type: ignore[no-untyped-def]
     span: SpanAnswerer = qa.span  # type: ignore[assignment]
     rows = []
     t0 = time.time()
     for i, q in enumerate(questions):
         hits = qa.retriever.search(q.question, k=5)
         sentences = qa.reader.answers(q.question, hits, span.settings.alternatives)
+        gated = not sentences[0].found and qa.reader.names_unknown(q.question, hits)  # as QA.ask does
         ev = span.evidence(q.question, hits, sentences[0], sentences[1:])
         sentence = ev.sentence or sentences[0]  # the candidate sentence the span was sought in
         pred = qa.document(ev.hit.source).text[ev.start : ev.end] if ev.hit is not None else ""
@@ -67,11 +88,11 @@ def collect(qa: rag.QA, questions, label: int, group_of, weight: float = 1.0) ->
             composed_text = sentence.text if sentence.found else ""
         golds = list(q.answers)
         rows.append(Row(
-            q.id, group_of(q), label, ev.features,
+            q.id, group_of(q), kind, label, ev.features,
             char_f1(pred, golds) if golds and pred else 0.0,
             bool(composed_text and golds and contains_answer(composed_text, golds)),
             bool(sentence.found and golds and contains_answer(sentence.text, golds)),
-            sentence.found, weight,
+            sentence.found, weight, gated,
         ))
         if (i + 1) % 100 == 0:
             print(f"  {i + 1}/{len(questions)} ({time.time() - t0:.0f} s)", flush=True)
@@ -97,7 +118,7 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1.0) -
 
 def choose_thresholds(rows: list[Row], conf: np.ndarray, max_wrong: float) -> tuple[float, float]:
     ans = np.array([r.label == 1 and r.group != "seed" for r in rows])
-    seed_ans = np.array([r.label == 1 and r.group == "seed" for r in rows])
+    seed_ans = np.array([r.label == 1 and r.group == "seed" and not r.gated for r in rows])
     pos = np.sort(conf[ans])
     # the highest threshold that refuses at most max_wrong of answerable questions and no seed one
     answer_at = float(pos[int(np.floor(max_wrong * len(pos)))]) if len(pos) else 0.5
@@ -119,7 +140,8 @@ def choose_thresholds(rows: list[Row], conf: np.ndarray, max_wrong: float) -> tu
 
 def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float, span_at: float) -> dict[str, float]:
     ans = [i for i, r in enumerate(rows) if r.label == 1 and r.group != "seed"]
-    una = [i for i, r in enumerate(rows) if r.label == 0 and r.group != "seed"]
+    una = [i for i, r in enumerate(rows) if r.kind == "removed"]
+    near = [i for i, r in enumerate(rows) if r.kind == "near"]
     answered = [i for i in ans if conf[i] >= answer_at]
     spans = [i for i in answered if conf[i] >= span_at]
     # sentence shown: the span's sentence when a span is shown, else the sentence reader's
@@ -129,6 +151,8 @@ def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float, span_at: float
         "wrongly_refused": round(1 - len(answered) / max(1, len(ans)), 4),
         "unanswerable": len(una),
         "unanswerable_refused": round(sum(conf[i] < answer_at for i in una) / max(1, len(una)), 4),
+        "near_miss": len(near),
+        "near_miss_refused": round(sum(conf[i] < answer_at for i in near) / max(1, len(near)), 4),
         "span_shown": round(len(spans) / max(1, len(ans)), 4),
         "span_f1_all": round(sum(rows[i].span_f1 for i in spans) / max(1, len(ans)), 4),
         "span_f1_when_shown": round(sum(rows[i].span_f1 for i in spans) / max(1, len(spans)), 4),
@@ -137,18 +161,56 @@ def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float, span_at: float
     }
 
 
+def confidences(cal: Calibration, x: np.ndarray, rows: list[Row]) -> np.ndarray:
+    """The calibrated confidence of every row; 0 for those refused before the span reader."""
+    return np.array([0.0 if r.gated else cal.confidence(v) for v, r in zip(x, rows)])
+
+
+def cross_fit(rows: list[Row], x: np.ndarray, y: np.ndarray, w: np.ndarray,
+              max_wrong: float) -> tuple[dict[str, float], list[tuple[float, float]]]:
+    """Out-of-sample outcomes: two folds by article, each half decided by a model (and
+    thresholds) fitted on the other half and the seed questions."""
+    groups = sorted({r.group for r in rows if r.group != "seed"})
+    random.Random(1).shuffle(groups)
+    fold_of = {g: i % 2 for i, g in enumerate(groups)}
+    oos = np.zeros(len(rows))
+    thresholds = []
+    for f in (0, 1):
+        train = np.array([r.group == "seed" or fold_of[r.group] != f for r in rows])
+        test = np.array([r.group != "seed" and fold_of[r.group] == f for r in rows])
+        coef, bias, mean, scale = fit_logistic(x[train], y[train], w[train])
+        cal = Calibration(tuple(coef), bias, tuple(mean), tuple(scale), 0.5, 0.5)
+        conf_all = confidences(cal, x, rows)
+        sub = [r for r, t in zip(rows, train) if t]
+        a_at, s_at = choose_thresholds(sub, conf_all[train], max_wrong)
+        thresholds.append((a_at, s_at))
+        # the test half's outcome under the training half's model and thresholds, coded so that
+        # outcomes(..., answer_at=0.5, span_at=1.0) reads it: 0 refuse, 0.5 sentence, 1 span
+        oos[test] = np.where(conf_all[test] >= a_at, 0.5 + 0.5 * (conf_all[test] >= s_at), 0.0)
+    return outcomes(rows, oos, 0.5, 1.0), thresholds
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", type=Path, help="DRCD dev (SQuAD format)")
+    ap.add_argument("--reader", type=Path, default=READER_DIR, help="the reader to calibrate (its card is written)")
     ap.add_argument("--split", type=Path, default=READER_DIR / "split.json")
+    ap.add_argument("--rows", type=Path, default=None,
+                    help="refit from the rows of an earlier --json run instead of running the reader again")
     ap.add_argument("--full-index", type=Path, required=True, help="index of all the set's passages (rag eval --index)")
     ap.add_argument("--reduced-index", type=Path, default=None, help="made from --full-index when missing")
     ap.add_argument("--seed-questions", type=Path, default=None)
     ap.add_argument("--seed-index", type=Path, default=Path("index"))
     ap.add_argument("--max-wrong-refusals", type=float, default=0.035)
     ap.add_argument("--limit", type=int, default=0)
+    ap.add_argument("--no-near-miss", dest="near_miss", action="store_false",
+                    help="do not make (nor measure) near-miss unanswerable questions")
+    ap.add_argument("--fit-near-miss", action="store_true",
+                    help="fit the confidence on the near misses too (default: only measure them)")
     ap.add_argument("--write", action="store_true", help="write the calibration into the reader's model card")
     ap.add_argument("--unanswerable-out", type=Path, default=None, help="write the unanswerable questions as JSON lines")
+    ap.add_argument("--near-miss-out", type=Path, default=None,
+                    help="write the near-miss questions as JSON lines (for rag eval against --full-index)")
     ap.add_argument("--json", type=Path, default=None, help="write rows and results here")
     args = ap.parse_args(argv)
 
@@ -163,55 +225,56 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(val)} validation questions of {args.data.name}; {len(val_sources)} passages to remove", flush=True)
 
     reduced = args.reduced_index or args.full_index.with_name(args.full_index.name + "-minus-val")
-    if not reduced.exists():
+    if args.rows is None and not reduced.exists():
         shutil.copytree(args.full_index, reduced, symlinks=True)
         rag.remove_documents(val_sources, reduced)
     # DRCD passage ids are "<article>-<paragraph>": passages of one article share the prefix
-    article_of = {q.id: re.sub(r"-\d+(~\d+)?$", "", q.gold_sources[0]) for q in val}
+    def article(q: EvalQuestion) -> str:
+        return re.sub(r"-\d+(~\d+)?$", "", q.gold_sources[0]) if q.gold_sources else q.id
+
+    article_of = {q.id: article(q) for q in val}
+    near = near_miss_questions(eval_set, val, article) if args.near_miss else []
+    near_article = {q.id: article_of[q.id.removesuffix("~near")] for q in near}
 
     rows: list[Row] = []
-    qa = rag.load(args.full_index, reader="span")
-    print("answerable (full index)", flush=True)
-    rows += collect(qa, val, 1, lambda q: article_of[q.id])
-    del qa
-    qa = rag.load(reduced, reader="span")
-    print("unanswerable (validation articles removed)", flush=True)
-    rows += collect(qa, val, 0, lambda q: article_of[q.id])
-    del qa
-    if args.seed_questions:
-        seed = load_eval_set(args.seed_questions)
-        qa = rag.load(args.seed_index, reader="span")
-        print("seed dev set", flush=True)
-        for q in seed.questions:
-            rows += collect(qa, [q], 1 if q.answerable else 0, lambda _q: "seed", weight=5.0)
+    if args.rows is not None:  # the features of an earlier run: refit only
+        rows = [Row(**{**r, "features": tuple(r["features"])})
+                for r in json.loads(args.rows.read_text(encoding="utf-8"))["rows"]]
+        if any(len(r.features) != len(FEATURES) for r in rows):
+            raise SystemExit(f"{args.rows}: rows have other features than {FEATURES}")
+        rows = [r for r in rows if args.near_miss or r.kind != "near"]
+    else:
+        qa = load_uncalibrated(args.full_index, args.reader)
+        print("answerable (full index)", flush=True)
+        rows += collect(qa, val, 1, lambda q: article_of[q.id], "answerable")
+        if near:
+            print(f"near misses (full index): {len(near)}", flush=True)
+            rows += collect(qa, near, 0, lambda q: near_article[q.id], "near")
+        del qa
+        qa = load_uncalibrated(reduced, args.reader)
+        print("unanswerable (validation articles removed)", flush=True)
+        rows += collect(qa, val, 0, lambda q: article_of[q.id], "removed")
+        del qa
+        if args.seed_questions:
+            seed = load_eval_set(args.seed_questions)
+            qa = load_uncalibrated(args.seed_index, args.reader)
+            print("seed dev set", flush=True)
+            for q in seed.questions:
+                rows += collect(qa, [q], 1 if q.answerable else 0, lambda _q: "seed", "seed", weight=5.0)
 
     x = np.array([r.features for r in rows], dtype=np.float64)
     y = np.array([r.label for r in rows], dtype=np.float64)
-    w = np.array([r.weight for r in rows], dtype=np.float64)
+    # rows refused before the span reader are decided already: they do not shape the fit; near
+    # misses are measured, and shape it only with --fit-near-miss (fitted on, they lowered the
+    # refusals of real near misses about the seed article: benchmarks/README.md)
+    w = np.array([0.0 if r.gated or (r.kind == "near" and not args.fit_near_miss) else r.weight for r in rows],
+                 dtype=np.float64)
 
-    # cross-fitted, out-of-sample confidences: two folds by article
-    groups = sorted({r.group for r in rows if r.group != "seed"})
-    random.Random(1).shuffle(groups)
-    fold_of = {g: i % 2 for i, g in enumerate(groups)}
-    oos = np.zeros(len(rows))
-    thresholds = []
-    for f in (0, 1):
-        train = np.array([r.group == "seed" or fold_of[r.group] != f for r in rows])
-        test = np.array([r.group != "seed" and fold_of[r.group] == f for r in rows])
-        coef, bias, mean, scale = fit_logistic(x[train], y[train], w[train])
-        cal = Calibration(tuple(coef), bias, tuple(mean), tuple(scale), 0.5, 0.5)
-        conf_all = np.array([cal.confidence(v) for v in x])
-        sub = [r for r, t in zip(rows, train) if t]
-        a_at, s_at = choose_thresholds(sub, conf_all[train], args.max_wrong_refusals)
-        thresholds.append((a_at, s_at))
-        # the test half's outcome under the training half's model and thresholds, coded so that
-        # outcomes(..., answer_at=0.5, span_at=1.0) reads it: 0 refuse, 0.5 sentence, 1 span
-        oos[test] = np.where(conf_all[test] >= a_at, 0.5 + 0.5 * (conf_all[test] >= s_at), 0.0)
-    cross = outcomes(rows, oos, 0.5, 1.0)
+    cross, thresholds = cross_fit(rows, x, y, w, args.max_wrong_refusals)
 
     coef, bias, mean, scale = fit_logistic(x, y, w)
     cal = Calibration(tuple(float(c) for c in coef), bias, tuple(float(m) for m in mean), tuple(float(s) for s in scale), 0.5, 0.5)
-    conf = np.array([cal.confidence(v) for v in x])
+    conf = confidences(cal, x, rows)
     answer_at, span_at = choose_thresholds(rows, conf, args.max_wrong_refusals)
     cal = Calibration(cal.weights, cal.bias, cal.mean, cal.scale, round(answer_at, 6), round(span_at, 6))
     fitted = outcomes(rows, conf, answer_at, span_at)
@@ -219,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     seed_ok = sum((c >= answer_at) == (r.label == 1) for r, c in seed_rows)
     result = {
         "features": list(FEATURES),
+        "gated": {kind: sum(r.gated for r in rows if r.kind == kind) for kind in ("answerable", "near", "removed", "seed")},
         "calibration": cal.to_dict(),
         "cross_fitted": cross,
         "fold_thresholds": thresholds,
@@ -238,11 +302,16 @@ def main(argv: list[str] | None = None) -> int:
         with args.unanswerable_out.open("w", encoding="utf-8") as fh:
             for q in val:
                 fh.write(json.dumps({"id": q.id, "question": q.question, "answers": []}, ensure_ascii=False) + "\n")
+    if args.near_miss_out:
+        with args.near_miss_out.open("w", encoding="utf-8") as fh:
+            for q in near:
+                fh.write(json.dumps({"id": q.id, "question": q.question, "answers": []}, ensure_ascii=False) + "\n")
     if args.write:
-        card_path = READER_DIR / CARD_NAME
+        card_path = args.reader / CARD_NAME
         card = json.loads(card_path.read_text(encoding="utf-8"))
         card["calibration"] = {**cal.to_dict(), "data": {
-            "answerable": fitted["answerable"], "unanswerable": fitted["unanswerable"], "seed": len(seed_rows),
+            "answerable": fitted["answerable"], "unanswerable": fitted["unanswerable"],
+            "near_miss": fitted["near_miss"], "near_miss_fitted": args.fit_near_miss, "seed": len(seed_rows),
             "source": args.data.name, "split": "validation articles of the reader's split"},
             "cross_fitted": cross}
         card_path.write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")

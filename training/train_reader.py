@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from rag import span_reader  # noqa: E402
 from rag.hashing import sha256_file  # noqa: E402
@@ -53,6 +54,8 @@ from rag.span_features import (  # noqa: E402
     tokenize_question,
 )
 from rag.span_model import SpanHead, SpanModelConfig  # noqa: E402
+
+from near_miss import NearMisses  # noqa: E402
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ def training_windows(tok, examples, settings, neg_rate, rng):  # type: ignore[no
             cache[ex.context] = tokenize_passage(tok, ex.context)
         p_ids, p_offs = cache[ex.context]
         q_ids = tokenize_question(tok, ex.question, settings)
+        if not ex.answers:  # a near miss: no window answers it
+            feats += [(w, 0, 0) for w in make_windows(tok, q_ids, p_ids, p_offs, settings=settings)]
+            continue
         text, start = ex.answers[0]
         for w in make_windows(tok, q_ids, p_ids, p_offs, settings=settings):
             target = answer_tokens(w, start, start + len(text))
@@ -120,6 +126,22 @@ def training_windows(tok, examples, settings, neg_rate, rng):  # type: ignore[no
             elif rng.random() < neg_rate:
                 feats.append((w, 0, 0))
     return feats
+
+
+def near_miss_examples(train: list[Example], share: float, seed: int) -> list[Example]:
+    """Unanswerable twins of a ``share`` of the training questions (``near_miss.py``: a key noun
+    swapped for one of another training article's questions), read against the same passage."""
+    if share <= 0:
+        return []
+    maker = NearMisses({(e.article, e.context) for e in train}, {(e.article, e.question) for e in train}, seed)
+    rng = random.Random(seed)
+    out = []
+    for e in train:
+        if rng.random() < share:
+            swapped = maker.make(e.question, e.article, e.context)
+            if swapped is not None:
+                out.append(replace(e, qid=e.qid + "~near", question=reader_form(swapped), answers=()))
+    return out
 
 
 def lower_hidden(lower, windows, pad_id, batch=32):  # type: ignore[no-untyped-def]
@@ -186,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--neg-rate", type=float, default=0.3, help="share of answer-free windows kept as 'no answer'")
+    ap.add_argument("--near-miss", type=float, default=0.0,
+                    help="add near-miss unanswerable twins (near_miss.py) of this share of the training questions, "
+                         "every window of them labelled 'no answer'")
     ap.add_argument("--max-train", type=int, default=0, help="use at most this many training questions (0: all)")
     ap.add_argument("--max-val", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
@@ -215,6 +240,10 @@ def main(argv: list[str] | None = None) -> int:
     val_eval = val[: args.max_val] if args.max_val else val
     print(f"{len(examples)} questions: {len(train)} train, {len(val)} validation "
           f"({len({e.article for e in val})} held-out articles)", flush=True)
+    near = near_miss_examples(train, args.near_miss, args.seed)
+    if near:
+        print(f"{len(near)} near-miss unanswerable training questions", flush=True)
+        train = train + near
 
     encoder = span_reader.load_encoder()
     tok, lower, pad_id = encoder.tokenizer, encoder.lower, encoder.pad_id
@@ -295,9 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         "windows": settings.to_dict(),
         "data": [{"file": p.name, "sha256": sha256_file(p)} for p in args.data],
         "split": {"by": "article", "seed": args.seed, "val_fraction": args.val_fraction,
-                  "train_questions": len(train), "val_questions": len(val),
+                  "train_questions": len(train) - len(near), "val_questions": len(val),
                   "val_articles": len({e.article for e in val})},
         "training": {"epochs": args.epochs, "lr": args.lr, "batch": args.batch, "neg_rate": args.neg_rate,
+                     "near_miss": args.near_miss, "near_miss_questions": len(near),
                      "windows": len(feats), "steps": total, "threads": args.threads,
                      "cache_seconds": round(cache_s), "train_seconds": round(train_s),
                      "total_seconds": round(time.time() - started), "torch": torch.__version__,

@@ -1,0 +1,104 @@
+"""Near-miss unanswerable questions made from answerable dev questions.
+
+A question's most specific noun that its gold passage mentions is swapped for a noun of the same
+kind (person, place, organisation, other) from a question about another article, one its own
+article never mentions ("高技术制造业**投资**增长了多少?" asked of an article that gives only the
+value-added growth). The gold passage still matches every other word, so retrieval finds it and
+the reader is tempted by the same answer: the question is on topic, but the documents do not
+answer it. Removing a question's passage from the index (the other unanswerable set) never
+tests that. Used to calibrate refusals (``calibrate_reader.py``) and, on training articles
+only, as "no answer" examples for the reader (``train_reader.py --near-miss``).
+
+The swap is made in matching form (Simplified, lower case): users ask in Simplified too.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from rag.datasets import EvalQuestion, EvalSet  # noqa: E402
+from rag.lexical import STOPWORDS, _jieba_ready  # noqa: E402
+from rag.normalize import fold  # noqa: E402
+
+_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
+_NOUN_FLAGS = ("n", "nr", "nrt", "nrfg", "ns", "nt", "nz", "nl", "ng", "vn")
+_WH = re.compile(r"多少|几|哪|什么|甚么|谁|何")
+
+
+def _kind(flag: str) -> str:
+    """Swaps stay within a kind: a person for a person, a place for a place."""
+    return "person" if flag.startswith("nr") else flag if flag in ("ns", "nt") else "noun"
+
+
+def nouns(text: str) -> dict[str, str]:
+    """The nouns (2+ Han characters) of ``text`` (matching form) and their kinds."""
+    import jieba.posseg as pseg
+
+    _jieba_ready()
+    out: dict[str, str] = {}
+    for tok in pseg.cut(text):
+        w = tok.word.strip()
+        if (tok.flag in _NOUN_FLAGS and len(w) >= 2 and _HAN.fullmatch(w) and w not in STOPWORDS
+                and not _WH.search(w)):
+            out.setdefault(w, _kind(tok.flag))
+    return out
+
+
+class NearMisses:
+    """Makes near-miss questions. ``passages``: (article, passage text) of the whole set (any
+    script); ``questions``: (article, question) whose nouns are the replacements."""
+
+    def __init__(self, passages: Iterable[tuple[str, str]], questions: Iterable[tuple[str, str]], seed: int = 0) -> None:
+        self.rng = random.Random(seed)
+        self.article_text: dict[str, list[str]] = {}
+        for article, text in passages:
+            self.article_text.setdefault(article, []).append(fold(text))
+        self.all_passages = [p for ps in self.article_text.values() for p in dict.fromkeys(ps)]
+        self.pool = [(a, w, k) for a, q in questions for w, k in nouns(fold(q)).items()]
+        self._count: dict[str, int] = {}
+
+    def _passages_with(self, word: str) -> int:
+        if word not in self._count:
+            self._count[word] = sum(word in p for p in self.all_passages)
+        return self._count[word]
+
+    def make(self, question: str, article: str, gold: str) -> str | None:
+        """The near-miss version of ``question`` (about ``gold``, a passage of ``article``), in
+        matching form, or None when it has no noun to swap."""
+        text, gold_f = fold(question), fold(gold)
+        own = "\n".join(self.article_text.get(article, [gold_f]))
+        found = nouns(text)
+        mentioned = [w for w in found if w in gold_f]
+        if not mentioned:
+            return None
+        # the most specific: the noun fewest passages of the whole set mention
+        target = min(mentioned, key=lambda w: (self._passages_with(w), -len(w)))
+        options = [w for a, w, k in self.pool if a != article and k == found[target]
+                   and abs(len(w) - len(target)) <= 1 and w not in own and w not in text]
+        if not options:
+            return None
+        return text.replace(target, self.rng.choice(options), 1)
+
+
+def near_miss_questions(eval_set: EvalSet, questions: Sequence[EvalQuestion],
+                        article_of: Callable[[EvalQuestion], str], seed: int = 0) -> list[EvalQuestion]:
+    """One near-miss unanswerable question per question of ``questions`` where a swap is possible
+    (id ``<id>~near``, no answers, no gold passage)."""
+    text_of = {p.source: p.text for p in eval_set.passages}
+    passages = {(article_of(q), s) for q in eval_set.questions for s in q.gold_sources if s in text_of}
+    maker = NearMisses(((a, text_of[s]) for a, s in sorted(passages)),
+                       ((article_of(q), q.question) for q in eval_set.questions), seed)
+    out: list[EvalQuestion] = []
+    for q in questions:
+        gold = "\n".join(text_of.get(s, "") for s in q.gold_sources)
+        swapped = maker.make(q.question, article_of(q), gold)
+        if swapped is not None:
+            out.append(replace(q, id=f"{q.id}~near", question=swapped, answers=(), gold_sources=(), gold_paragraphs=()))
+    return out
