@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -147,7 +148,9 @@ class QA:
             return self.reader.read(question, hits)
         sentences = self.reader.answers(question, hits, self.span.settings.alternatives)
         if not sentences[0].found and self.reader.names_unknown(question, hits):
-            return sentences[0]  # it asks about what the documents never mention: no reader can answer
+            # it asks about what the documents never mention: no reader can answer (confidence 0,
+            # as calibrate_reader.py counts it)
+            return dataclasses.replace(sentences[0], score=0.0)
         return self.span.answer(question, hits, sentences[0], sentences[1:])
 
     def document(self, source: str) -> Document:
