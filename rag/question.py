@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .lexical import STOPWORDS, words
 from .normalize import cjk_share, fold
@@ -45,6 +46,7 @@ def _strip_punct(s: str) -> str:
     return re.sub(r"^[\s\W_]+|[\s\W_]+$", "", s)
 
 
+@lru_cache(maxsize=256)  # one question is parsed by the reader, the gate and the coverage features
 def parse_question(text: str) -> Question:
     folded = fold(text)
     m = _WH_RE.search(folded)

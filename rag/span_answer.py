@@ -5,9 +5,10 @@ the best span of each window. Its evidence (span score, margin over the window's
 score), the retrieval scores, the sentence reader's own verdict and how much of the question
 the span's sentence and its surroundings state in the question's own words (a near miss
 quotes a passage on the right topic that never names what is asked about) are combined by a
-logistic model fitted on held-out dev questions: answerable ones, unanswerable ones asked
-against an index that lacks their passage, and near misses (the same questions with a key noun
-swapped for one their article never mentions) (``training/calibrate_reader.py``). Three outcomes:
+logistic model fitted on held-out dev questions: answerable ones and unanswerable ones asked
+against an index that lacks their passage (``training/calibrate_reader.py``, which also
+measures near misses: the same questions with a key noun swapped for one their article never
+mentions). Three outcomes:
 
 * confident: ``Answer.span`` is the span, ``Answer.text`` the sentence(s) holding it (the
   sentence reader's sentence when it has one, with the reader's best span inside it, or the
@@ -174,9 +175,8 @@ class SpanAnswerer:
             held = candidates[pick].text
         else:
             doc_text = self.documents[hit.source].text
-            a, b = hit.start + start, hit.start + end
-            around = split_sentences(doc_text, max(0, a - 600), min(len(doc_text), b + 600))
-            held = " ".join(doc_text[x.start:x.end] for x in around if x.start < b and a < x.end) or hit.text[start:end]
+            s0, s1 = _sentences_holding(doc_text, hit.start + start, hit.start + end)
+            held = doc_text[s0:s1]
         cover = self._cover(question, held)
         near = self._cover(question, hit.text[max(0, start - _NEAR) : end + _NEAR])
         feats = (chosen.score - chosen.null_score, chosen.score, chosen.null_score, best_score, dense, bm25, s_found,
@@ -237,10 +237,7 @@ class SpanAnswerer:
         assert ev.hit is not None
         doc = self.documents[ev.hit.source]
         text = doc.text
-        around = split_sentences(text, max(0, ev.start - 600), min(len(text), ev.end + 600))
-        holding = [s for s in around if s.start < ev.end and ev.start < s.end]
-        s_start = min([s.start for s in holding] + [ev.start])
-        s_end = max([s.end for s in holding] + [ev.end])
+        s_start, s_end = _sentences_holding(text, ev.start, ev.end)
         citations = [Citation(1, ev.hit.source, ev.hit.chunk_id, s_start, s_end, text[s_start:s_end])]
         span = text[ev.start : ev.end]
         span_citation = Citation(1, ev.hit.source, ev.hit.chunk_id, ev.start, ev.end, span) if with_span else None
@@ -271,6 +268,13 @@ class SpanAnswerer:
                 if len(out) >= 2:
                     return out
         return out
+
+
+def _sentences_holding(text: str, start: int, end: int) -> tuple[int, int]:
+    """Offsets of the sentence(s) of ``text`` holding ``text[start:end]``."""
+    around = split_sentences(text, max(0, start - 600), min(len(text), end + 600))
+    holding = [s for s in around if s.start < end and start < s.end]
+    return min([s.start for s in holding] + [start]), max([s.end for s in holding] + [end])
 
 
 def _holds(h: Hit, c: Citation) -> bool:
