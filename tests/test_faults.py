@@ -3,14 +3,14 @@ answers exactly like the version before or the version after; corrupt versions a
 passed over for the previous one; readers in threads never see a half-written index; writers
 are serialised by the lock.
 
-Writers are forked from this (already warmed-up) process so that each run takes a fraction of
-a second; every index is then loaded afresh, and once more in a separate Python process.
+Writers are forked from a warmed-up forkserver (``fault_workers``) so that each run takes a
+fraction of a second; every index is then loaded afresh, and once more in a separate Python
+process.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import random
 import shutil
@@ -24,9 +24,10 @@ from pathlib import Path
 import pytest
 
 import rag
+from fault_workers import context, hold_lock, write_index
 from rag.errors import IndexCorruptError
 from rag.pipeline import build_index_report
-from rag.store import FAULT_ENV, FAULT_STEPS, LOCK, POINTER, IndexLockedError, current_version, load_index, writer_lock
+from rag.store import FAULT_STEPS, LOCK, POINTER, IndexLockedError, current_version, load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ["前三季度规模以上工业增加值同比增长多少？", "When was the bridge built?", "library opening hours", "高技术制造业"]
@@ -81,18 +82,9 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     return {"root": root, "corpus": corpus, "template": root / "old-index", "old": old, "new": new}
 
 
-def _writer(corpus: str, index: str, step: str | None, full: bool) -> None:
-    if step:
-        os.environ[FAULT_ENV] = step
-    else:
-        os.environ.pop(FAULT_ENV, None)
-    build_index_report([corpus], index, "test-hash", full=full)
-
-
 def _run_writer(corpus: Path, index: Path, *, step: str | None = None, kill_after: float | None = None,
                 full: bool = False) -> int | None:
-    ctx = multiprocessing.get_context("fork")
-    proc = ctx.Process(target=_writer, args=(str(corpus), str(index), step, full))
+    proc = context().Process(target=write_index, args=(str(corpus), str(index), step, full))
     proc.start()
     if kill_after is not None:
         proc.join(kill_after)
@@ -109,20 +101,24 @@ def _run_writer(corpus: Path, index: Path, *, step: str | None = None, kill_afte
 def test_kill_9_at_every_step_and_at_random_moments(states, tmp_path: Path):
     corpus, template = states["corpus"], states["template"]
     rng = random.Random(20240505)
-    start = time.perf_counter()
-    probe = tmp_path / "probe"
-    shutil.copytree(template, probe)
-    assert _run_writer(corpus, probe) == 0
-    writer_seconds = time.perf_counter() - start
+    durations = []
+    for n in range(4):  # the first run also starts the forkserver: not counted
+        probe = tmp_path / f"probe-{n}"
+        shutil.copytree(template, probe)
+        start = time.perf_counter()
+        assert _run_writer(corpus, probe) == 0
+        durations.append(time.perf_counter() - start)
+    writer_seconds = sorted(durations[1:])[1]
     runs = [("step", s, None, False) for s in FAULT_STEPS]
-    runs += [("random", None, rng.uniform(0.0, 0.8 * writer_seconds), i % 3 == 0) for i in range(20)]
+    runs += [("random", None, rng.uniform(0.0, 0.6 * writer_seconds), i % 3 == 0) for i in range(20)]
     outcomes = {"old": 0, "new": 0}
-    killed = 0
+    killed = {"step": 0, "random": 0}
     for n, (kind, step, delay, full) in enumerate(runs):
         index = tmp_path / f"run-{n:02d}"
         shutil.copytree(template, index)
         code = _run_writer(corpus, index, step=step, kill_after=delay, full=full)
-        killed += code == -signal.SIGKILL
+        assert code in (0, -signal.SIGKILL), f"run {n} ({kind} {step or delay}): writer exited with {code}"
+        killed[kind] += code == -signal.SIGKILL
         if kind == "step":
             assert code == -signal.SIGKILL, f"step {step} was never reached"
         got = fingerprint(index)
@@ -135,7 +131,8 @@ def test_kill_9_at_every_step_and_at_random_moments(states, tmp_path: Path):
         assert not list(index.glob(".tmp-*")) and not list(index.glob(f".{POINTER}.*"))
         assert len(list(index.glob("v-*"))) <= 2
         assert report.info.documents == len(NEW)
-    assert killed >= 20 and outcomes["old"] > 0 and outcomes["new"] > 0
+    # A random kill can come after a fast writer has finished; most must land mid-write.
+    assert killed["random"] >= 10 and outcomes["old"] > 0 and outcomes["new"] > 0
     # And once more from a process that has never touched these indexes.
     code = (
         "import json, sys\n"
@@ -147,7 +144,7 @@ def test_kill_9_at_every_step_and_at_random_moments(states, tmp_path: Path):
     out = subprocess.run([sys.executable, "-c", code, *indexes], capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert all(fp == states["new"] for fp in json.loads(out.stdout))
-    print(f"fault injection: {len(runs)} writer runs, {killed} killed with SIGKILL, "
+    print(f"fault injection: {len(runs)} writer runs, {sum(killed.values())} killed with SIGKILL, "
           f"{outcomes['old']} left the old index, {outcomes['new']} the new, 0 lost or corrupt")
 
 
@@ -274,14 +271,7 @@ def test_second_writer_waits_then_fails_with_a_clear_message(states, tmp_path: P
     index = tmp_path / "index"
     shutil.copytree(states["template"], index)
     ready = tmp_path / "held"
-    ctx = multiprocessing.get_context("fork")
-
-    def hold() -> None:
-        with writer_lock(index):
-            ready.write_text("yes")
-            time.sleep(2.0)
-
-    proc = ctx.Process(target=hold)
+    proc = context().Process(target=hold_lock, args=(str(index), str(ready), 2.0))
     proc.start()
     try:
         deadline = time.monotonic() + 30

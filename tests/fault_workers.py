@@ -1,0 +1,49 @@
+"""Writer processes for the crash-safety tests (``test_faults.py``).
+
+They are started through a forkserver that has imported this module, so each one begins as a
+fork of a small, single-threaded, already warmed-up server: fast (a fraction of a second) and
+safe. Forking the pytest process itself is not: by then it holds thread pools (torch, FAISS's
+OpenMP, the Gradio tests' servers) whose locks a forked child can inherit mid-use.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import multiprocessing.context
+import os
+import threading
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from rag.lexical import tokenize
+from rag.pipeline import build_index_report
+from rag.store import FAULT_ENV, writer_lock
+
+tokenize("前三季度工业增加值同比增长")  # load jieba's dictionary once, in the server
+# bm25s's progress bars would give each writer a multiprocessing lock (a named semaphore) that a
+# SIGKILL leaks; a writer is single-threaded, a thread lock is all it needs.
+tqdm.set_lock(threading.RLock())
+
+
+def context() -> multiprocessing.context.BaseContext:
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
+def write_index(corpus: str, index: str, step: str | None, full: bool) -> None:
+    """Publish ``corpus`` into ``index``; with ``step``, SIGKILL itself at that step."""
+    if step:
+        os.environ[FAULT_ENV] = step
+    else:
+        os.environ.pop(FAULT_ENV, None)
+    build_index_report([corpus], index, "test-hash", full=full)
+
+
+def hold_lock(index: str, ready: str, seconds: float) -> None:
+    """Hold ``index``'s writer lock for ``seconds``, writing ``ready`` once it is held."""
+    with writer_lock(Path(index)):
+        Path(ready).write_text("yes")
+        time.sleep(seconds)
