@@ -27,13 +27,13 @@ from typing import Any, Protocol
 from .chunking import split_sentences
 from .normalize import fold
 from .reader import NOT_FOUND, TermCoverage
+from .span_edges import trim_span
 from .span_features import SpanGuess
 from .types import Answer, Citation, Document, Hit
 
 FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score",
             "cover_sentence", "cover_near", "missing_word")
 _NEAR = 40  # characters either side of the span whose coverage of the question is "near"
-_EDGE = " \t\r\n\u3000，。、；：！？,;:!?"
 _NO_SPAN = -20.0  # span score of a candidate sentence the reader finds no span in
 
 
@@ -169,7 +169,7 @@ class SpanAnswerer:
             return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, best_score, dense, bm25, s_found, sentence.score,
                                          cover.share, cover.share, cover.missing), sentence=candidates[pick])
         hit = top[chosen.passage]
-        start, end = _trim(hit.text, chosen.start, chosen.end)
+        start, end = trim_span(hit.text, chosen.start, chosen.end)
         # how much of the question the span's sentence, and the text right around the span, state
         if inside:
             held = candidates[pick].text
@@ -184,7 +184,7 @@ class SpanAnswerer:
         overall = None
         if inside and best is not None and best is not chosen:
             b_hit = top[best.passage]
-            b0, b1 = _trim(b_hit.text, best.start, best.end)
+            b0, b1 = trim_span(b_hit.text, best.start, best.end)
             overall = Evidence(b_hit, b_hit.start + b0, b_hit.start + b1, feats)
         return Evidence(hit, hit.start + start, hit.start + end, feats, inside, overall,
                         best_score - chosen.score, candidates[pick])
@@ -279,12 +279,3 @@ def _sentences_holding(text: str, start: int, end: int) -> tuple[int, int]:
 
 def _holds(h: Hit, c: Citation) -> bool:
     return h.source == c.source and h.start <= c.start and c.end <= h.end
-
-
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
-    """Drop whitespace and punctuation from the ends of a predicted span."""
-    while start < end and text[start] in _EDGE:
-        start += 1
-    while end > start and text[end - 1] in _EDGE:
-        end -= 1
-    return start, end

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from rag.reader import NOT_FOUND
-from rag.span_answer import FEATURES, Calibration, SpanAnswerer, _trim
+from rag.span_answer import FEATURES, Calibration, SpanAnswerer
 from rag.span_features import SpanGuess
 from rag.types import Answer, Citation, CleaningReport, Document, Hit
 
@@ -186,12 +186,6 @@ def test_other_sentences_stating_the_span_are_cited_too() -> None:
     assert ans.span == "1998年" and len(ans.citations) == 2
     assert [c.n for c in ans.citations] == [1, 2]
     assert all(doc.text[c.start : c.end] == c.quote and "1998年" in c.quote for c in ans.citations)
-
-
-@pytest.mark.parametrize(("raw", "want"), [(" 5.8% ", "5.8%"), ("，北京。", "北京"), ("《三國演義》", "《三國演義》"), ("。", "")])
-def test_trim_drops_edge_punctuation_but_keeps_titles(raw: str, want: str) -> None:
-    a, b = _trim(raw, 0, len(raw))
-    assert raw[a:b] == want
 
 
 def test_calibration_round_trips_and_rejects_other_features() -> None:
