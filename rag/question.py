@@ -41,6 +41,16 @@ class Question:
     def right(self) -> str:
         return _strip_punct(self.folded[self.wh_end:]) if self.wh_start >= 0 else ""
 
+    @property
+    def unit(self) -> str:
+        """The measure word a Chinese quantity question puts right after 多少/几 ("多少家" → 家,
+        "几个" → 个), or "". (It may be a noun's first character, "多少企业"; users of it check
+        that an answer carries it.)"""
+        if self.kind != "number" or self.folded[self.wh_start:self.wh_end] not in ("多少", "几"):
+            return ""
+        nxt = self.folded[self.wh_end:self.wh_end + 1]
+        return nxt if _HAN_RUN.fullmatch(nxt) else ""
+
 
 def _strip_punct(s: str) -> str:
     return re.sub(r"^[\s\W_]+|[\s\W_]+$", "", s)

@@ -105,3 +105,12 @@ def test_names_unknown_only_for_what_the_corpus_never_mentions():
     # across languages names are translated ("Tao Qing"), figures and acronyms are not
     assert not reader.names_unknown("What did Tao Qing say?", hits)
     assert reader.names_unknown("How much did GDP grow?", hits)
+
+
+@pytest.mark.parametrize(
+    ("question", "unit"),
+    [("工信部联合了多少家金融机构？", "家"), ("有幾個項目？", "个"), ("增长多少？", ""), ("多少企业参与？", "企"),
+     ("哪一年成立？", ""), ("How many banks joined?", "")],
+)
+def test_unit_is_the_measure_word_after_how_many(question: str, unit: str) -> None:
+    assert parse_question(question).unit == unit
