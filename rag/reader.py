@@ -22,6 +22,7 @@ from .chunking import Span, split_sentences
 from .embedding import Embedder
 from .normalize import cjk_share, fold
 from .question import Question, parse_question
+from .span_edges import trim_span
 from .types import Answer, Citation, Document, Hit
 
 NOT_FOUND = "The documents do not answer this question. / 文档中没有找到答案。"
@@ -438,6 +439,7 @@ def _trimmed(text: str, base: int, sentence: str, a: int, b: int, strip_digits: 
         b -= 1
     if b - a < 1 or b - a > 30 or _CLAUSE_RE.search(sentence, a, b):
         return None
+    a, b = trim_span(sentence, a, b)  # whole function words at the edges: "趙志國表示" → 趙志國
     return _make(text, base, a, b)
 
 
