@@ -63,7 +63,8 @@ def test_train_then_continue(tmp_path: Path) -> None:
     assert evaluate.main([str(data), "--reader", str(tmp_path / "s1"), "--reader", str(tmp_path / "s2"),
                           "--average-out", str(tmp_path / "avg"), "--json", str(out), "--threads", "1"]) == 0
     scores = json.loads(out.read_text(encoding="utf-8"))
-    assert set(scores) == {str(tmp_path / "s1"), str(tmp_path / "s2"), "average"}
+    names = {str(tmp_path / "s1"), str(tmp_path / "s2"), "average"}
+    assert set(scores) == names | {f"{n}+edges" for n in names}
     assert all(r["questions"] == 2 and 0.0 <= r["em"] <= r["f1"] <= 1.0 for r in scores.values())
     avg = span_reader.read_card(tmp_path / "avg")
     assert [a["folder"] for a in avg["averaged_from"]] == [str(tmp_path / "s1"), str(tmp_path / "s2")]

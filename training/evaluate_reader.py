@@ -9,7 +9,8 @@ The questions are exactly the validation split the (first) reader was trained wi
 compared. ``--average`` also scores the head whose weights are the mean of the given readers'
 (checkpoints of one training run), and ``--average-out DIR`` writes that head with a card.
 Readers run as shipped: float32 heads unless ``--int8``, questions and passages in the
-reader's form (Simplified) unless ``--script`` says otherwise.
+reader's form (Simplified) unless ``--script`` says otherwise. Each is scored on its raw span
+and on the span with its edges tidied as ``ask`` tidies them (``NAME+edges``).
 """
 
 from __future__ import annotations
@@ -99,7 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             e5.quantize_int8(head, pattern=None)
 
     settings = WindowSettings()
-    scores: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in heads}
+    # each head as decoded raw, and with its span's edges tidied as ``ask`` does ("+edges")
+    scores: dict[str, tuple[list[float], list[float]]] = {
+        f"{name}{suffix}": ([], []) for name in heads for suffix in ("", "+edges")}
     t0 = time.time()
     for n, ex in enumerate(val):
         question = ex.question if args.script == "as-is" else reader_form(ex.question)
@@ -114,9 +117,10 @@ def main(argv: list[str] | None = None) -> int:
             hidden = lower(torch.from_numpy(ids), m)
             for name, head in heads.items():
                 s, e = head(hidden, m)
-                pred = predicted_span(windows, s.numpy(), e.numpy(), ex.context)
-                scores[name][0].append(exact_match(pred, golds))
-                scores[name][1].append(char_f1(pred, golds))
+                for suffix, tidy in (("", False), ("+edges", True)):
+                    pred = predicted_span(windows, s.numpy(), e.numpy(), ex.context, tidy=tidy)
+                    scores[name + suffix][0].append(exact_match(pred, golds))
+                    scores[name + suffix][1].append(char_f1(pred, golds))
         if (n + 1) % 200 == 0:
             print(f"  {n + 1}/{len(val)} questions, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     result = {name: {"questions": len(val), "em": round(float(np.mean(em)), 4), "f1": round(float(np.mean(f1)), 4)}

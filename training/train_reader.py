@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rag import span_reader  # noqa: E402
 from rag.hashing import sha256_file  # noqa: E402
 from rag.metrics import char_f1, exact_match  # noqa: E402
+from rag.span_edges import trim_span  # noqa: E402
 from rag.span_features import (  # noqa: E402
     reader_form,
     Window,
@@ -172,11 +173,15 @@ def collate(hiddens, rows):  # type: ignore[no-untyped-def]
     return torch.from_numpy(x), torch.from_numpy(mask)
 
 
-def predicted_span(windows, start_logits, end_logits, context: str) -> str:  # type: ignore[no-untyped-def]
-    """The best span over all windows of one passage, as text ("" when no window has one)."""
+def predicted_span(windows, start_logits, end_logits, context: str, tidy: bool = False) -> str:  # type: ignore[no-untyped-def]
+    """The best span over all windows of one passage, as text ("" when no window has one);
+    with ``tidy``, its edges tidied as ``ask`` does (:func:`rag.span_edges.trim_span`)."""
     guesses = [g for g in (best_span(w, start_logits[i], end_logits[i]) for i, w in enumerate(windows)) if g]
     best = max(guesses, key=lambda g: g.score) if guesses else None
-    return context[best.start : best.end] if best else ""
+    if best is None:
+        return ""
+    start, end = trim_span(context, best.start, best.end) if tidy else (best.start, best.end)
+    return context[start:end]
 
 
 def evaluate(head, lower, tok, examples, settings, pad_id):  # type: ignore[no-untyped-def]
