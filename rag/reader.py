@@ -121,8 +121,7 @@ class Reader:
         composed from the next best sentences, each scored by its own sentence's score. The
         decision to answer at all is the best sentence's; a refusal comes alone."""
         q = parse_question(question)
-        hits_cjk = cjk_share(" ".join(h.text for h in hits[:3])) if hits else self.corpus_cjk
-        cross_lingual = abs(q.cjk - hits_cjk) > 0.5
+        cross_lingual = _across_languages(q.cjk, self._passages_cjk(hits))
         weights = {t: self.idf(t) for t in q.terms}
         missing = self._missing_share(q)
         sentences = self._candidates(q, hits, weights, cross_lingual)
@@ -217,10 +216,13 @@ class Reader:
         more than ``max_missing`` of its word weight; across languages (question and passages in
         different scripts, where names are translated) only figures and acronyms count."""
         q = parse_question(question)
-        hits_cjk = cjk_share(" ".join(h.text for h in hits[:3])) if hits else self.corpus_cjk
-        if abs(q.cjk - hits_cjk) > 0.5:
+        if _across_languages(q.cjk, self._passages_cjk(hits)):
             return self._unknown_literal(q)
         return self._missing_share(q) > self.settings.max_missing
+
+    def _passages_cjk(self, hits: Sequence[Hit]) -> float:
+        """Share of Han letters in the top passages (the corpus's when there are none)."""
+        return cjk_share(" ".join(h.text for h in hits[:3])) if hits else self.corpus_cjk
 
     def _unknown_literal(self, q: Question) -> bool:
         """A figure or acronym of the question the corpus never mentions (these are not translated)."""
@@ -231,7 +233,7 @@ class Reader:
     def coverage(self, question: str, text: str) -> TermCoverage:
         """How much of ``question`` ``text`` states (see :class:`TermCoverage`)."""
         q = parse_question(question)
-        if not q.terms or abs(q.cjk - cjk_share(text)) > 0.5:
+        if not q.terms or _across_languages(q.cjk, cjk_share(text)):
             return TermCoverage(1.0, 0.0)
         t = fold(text)
         weights = {term: self.idf(term) for term in q.terms}
@@ -445,6 +447,11 @@ def _trimmed(text: str, base: int, sentence: str, a: int, b: int, strip_digits: 
 
 def _make(text: str, base: int, a: int, b: int) -> SpanMatch:
     return SpanMatch(base + a, base + b, text[base + a: base + b])
+
+
+def _across_languages(question_cjk: float, text_cjk: float) -> bool:
+    """Question and text in different languages (Han letter shares far apart)."""
+    return abs(question_cjk - text_cjk) > 0.5
 
 
 def corpus_cjk_share(documents: dict[str, Document], sample_chars: int = 200_000) -> float:
