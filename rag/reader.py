@@ -15,6 +15,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -22,6 +23,7 @@ from .chunking import Span, split_sentences
 from .embedding import Embedder
 from .normalize import cjk_share, fold
 from .question import Question, parse_question
+from .romanized import romanized_names
 from .span_edges import trim_span
 from .types import Answer, Citation, Document, Hit
 
@@ -55,6 +57,7 @@ class ScoredSentence:
     chunk_coverage: float
     dense: float
     hit_rank: int
+    names: int = 0  # Chinese names the question writes in pinyin that this sentence holds in Han
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,9 @@ class TermCoverage:
 class ReaderSettings:
     """Thresholds of the reader. ``min_coverage``: share of the question's weighted terms the
     best sentence's chunk must cover; ``max_missing``: share of the question's word weight that
-    may be missing from the whole corpus; ``min_dense``: cosine for cross-language answers."""
+    may be missing from the whole corpus; ``min_dense``: cosine for cross-language answers;
+    ``w_name``: added, across languages, to a sentence per Chinese name of the question (in
+    pinyin) that it holds in Han characters."""
 
     min_coverage: float = 0.15
     max_missing: float = 0.3
@@ -86,6 +91,7 @@ class ReaderSettings:
     w_near: float = 0.0
     w_rank: float = 0.2
     w_novelty: float = 0.1
+    w_name: float = 0.1
 
 
 class Reader:
@@ -131,10 +137,10 @@ class Reader:
         dense_only = cross_lingual and best.chunk_coverage < self.settings.min_coverage
         if dense_only:
             # Question and passages in different languages: only the model's similarity can tell.
-            # Names are translated across languages, but figures and acronyms are not: one the
-            # documents never mention still means they cannot answer.
-            ok = best.dense >= self.settings.min_dense and not self._unknown_literal(q)
-            confidence = best.dense
+            # Names are translated across languages, but figures, acronyms and Chinese names in
+            # pinyin can still be looked for: one the documents never mention means they cannot answer.
+            confidence = best.dense + self.settings.w_name * best.names
+            ok = confidence >= self.settings.min_dense and not self._unknown_across(q)
         else:
             ok = best.chunk_coverage >= self.settings.min_coverage and missing <= self.settings.max_missing
             confidence = best.score * (1.0 - missing)
@@ -142,7 +148,7 @@ class Reader:
             return (self._refuse(question, hits, confidence),)
         out = [self._compose(question, q, hits, best, sentences[1:], confidence)]
         for i, alt in enumerate(sentences[1:n], start=1):
-            score = alt.dense if dense_only else alt.score * (1.0 - missing)
+            score = alt.dense + self.settings.w_name * alt.names if dense_only else alt.score * (1.0 - missing)
             out.append(self._compose(question, q, hits, alt, sentences[:i] + sentences[i + 1:], score))
         return tuple(out)
 
@@ -214,15 +220,26 @@ class Reader:
         """True when ``question`` names what the documents never mention, so they cannot answer
         it whatever a reader makes of the passages: names, places, figures and acronyms holding
         more than ``max_missing`` of its word weight; across languages (question and passages in
-        different scripts, where names are translated) only figures and acronyms count."""
+        different scripts, where names are translated) only figures, acronyms and Chinese names
+        written in pinyin count (:meth:`_unknown_across`)."""
         q = parse_question(question)
         if _across_languages(q.cjk, self._passages_cjk(hits)):
-            return self._unknown_literal(q)
+            return self._unknown_across(q)
         return self._missing_share(q) > self.settings.max_missing
 
     def _passages_cjk(self, hits: Sequence[Hit]) -> float:
         """Share of Han letters in the top passages (the corpus's when there are none)."""
         return cjk_share(" ".join(h.text for h in hits[:3])) if hits else self.corpus_cjk
+
+    def _unknown_across(self, q: Question) -> bool:
+        """Across languages: a figure or acronym the corpus never mentions, or a Chinese name in
+        pinyin ("Guan Bing") that no Han name of the corpus reads as (:mod:`rag.romanized`)."""
+        return self._unknown_literal(q) or any(not n.found_in(self._corpus_folded) for n in romanized_names(q.text))
+
+    @cached_property
+    def _corpus_folded(self) -> str:
+        """The whole corpus folded, for names in pinyin (built on the first question naming one)."""
+        return "\n".join(fold(d.text) for d in self.documents.values())
 
     def _unknown_literal(self, q: Question) -> bool:
         """A figure or acronym of the question the corpus never mentions (these are not translated)."""
@@ -307,10 +324,13 @@ class Reader:
             dense = self.embedder.encode(texts, kind="passage") @ qv
         out: list[ScoredSentence] = []
         st = self.settings
+        names = [n.pattern() for n in romanized_names(q.text)] if cross_lingual else []
         for i, (h, sp, s_fold, cov, chunk_cov, near, novelty) in enumerate(raw):
             text = self.documents[h.source].text[sp.start:sp.end]
+            # a sentence naming whom the question names in pinyin (赵志国 for "Zhao Zhiguo")
+            named = sum(1 for n in names if n.search(s_fold))
             if cross_lingual:
-                score = float(dense[i]) + 0.05 * h.score / top_score
+                score = float(dense[i]) + 0.05 * h.score / top_score + st.w_name * named
             else:
                 score = (
                     st.w_cov * cov + st.w_chunk * chunk_cov + st.w_near * near + st.w_rank * (h.score / top_score)
@@ -320,7 +340,8 @@ class Reader:
                 if dense[i]:
                     score += 0.3 * float(dense[i])
             out.append(
-                ScoredSentence(h.source, h.chunk_id, sp.start, sp.end, text, score, cov, chunk_cov, float(dense[i]), h.rank)
+                ScoredSentence(h.source, h.chunk_id, sp.start, sp.end, text, score, cov, chunk_cov, float(dense[i]), h.rank,
+                               named)
             )
         out.sort(key=lambda s: (-s.score, s.hit_rank, s.start))
         return out

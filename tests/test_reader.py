@@ -104,9 +104,27 @@ def test_names_unknown_only_for_what_the_corpus_never_mentions():
     reader = Reader({"a.txt": doc}, lambda t: 8 if t in words or t in text else 0, 10, None, 1.0, lambda q: False)
     assert reader.names_unknown("今年全国GDP同比增长多少？", hits)  # GDP: never mentioned
     assert not reader.names_unknown("前三季度工业增加值同比增长多少？", hits)
-    # across languages names are translated ("Tao Qing"), figures and acronyms are not
+    # across languages names are translated, figures and acronyms are not; a Chinese name in
+    # pinyin is looked for in Han characters: Tao Qing is 陶青, no one in the text reads Guan Bing
     assert not reader.names_unknown("What did Tao Qing say?", hits)
+    assert reader.names_unknown("What did Guan Bing say?", hits)
     assert reader.names_unknown("How much did GDP grow?", hits)
+
+
+def test_across_languages_the_sentence_naming_the_person_comes_first():
+    from rag.reader import Reader, ReaderSettings
+    from rag.types import CleaningReport, Document, Hit
+
+    text = "趙志國表示,將推進新型工業化。陶青說,將發揮綠色通道機制。"
+    doc = Document("a.txt", text, CleaningReport("a.txt", len(text), len(text)))
+    hits = [Hit(0, "a.txt", text, 0, len(text), 1.0, 3.0, 0.8, 1)]
+    # no embedder: every sentence is as similar to the question; only the name can tell them apart
+    reader = Reader({"a.txt": doc}, lambda t: 1, 10, None, 1.0, lambda q: False, ReaderSettings(min_dense=0.0))
+    for question, said in (("What did Tao Qing say?", "陶青說"), ("What did Zhiguo Zhao say?", "趙志國表示")):
+        answer = reader.read(question, hits)
+        assert answer.found and answer.text.startswith(said)
+        assert all(text[c.start:c.end] == c.quote for c in answer.citations)
+    assert not reader.read("What did Guan Bing say?", hits).found  # no one in the text is named so
 
 
 @pytest.mark.parametrize(
