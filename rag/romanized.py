@@ -17,6 +17,9 @@ from functools import lru_cache
 
 _WORD = re.compile(r"[A-ZÜ][a-zü]+(?:['’-](?!s\b)[A-Za-zÜü][a-zü]*)?")  # "Daozheng's": Daozheng
 _VOWEL = re.compile(r"[aeiouv]")
+#: Well-known names spelled the Cantonese way whose syllables happen to be pinyin too: not read
+#: as pinyin (香港 is xiang gang, not hong kong).
+NOT_PINYIN = frozenset({"hong kong", "tai po"})
 _LONGEST = 6  # letters in the longest pinyin syllable (zhuang, shuang)
 
 
@@ -101,7 +104,7 @@ def romanized_names(question: str) -> tuple[RomanizedName, ...]:
         prev_end = m.end()
     names: list[RomanizedName] = []
     for run in runs:
-        if not 2 <= len(run) <= 3:
+        if not 2 <= len(run) <= 3 or " ".join(w for w, _ in run).lower() in NOT_PINYIN:
             continue
         parts = [spelled for _, spelled in run]
         if not any(len(s) == 1 for s in parts[0]) and not any(len(s) == 1 for s in parts[-1]):

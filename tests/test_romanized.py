@@ -18,6 +18,7 @@ from rag.romanized import romanized_names, syllables
         ("Who is the chief engineer of the Ministry of Industry?", []),  # English words are not pinyin
         ("What does China Mobile do?", []),
         ("How much did GDP grow in Beijing?", []),  # one word: a place as often as a name
+        ("Did Li Qiang visit Hong Kong?", ["Li Qiang"]),  # Hong Kong is Cantonese (香港 is xiang gang)
         ("What did Zhao Zhi Guo say?", ["Zhao Zhi Guo"]),  # one syllable a word
         ("Is Wang Li Na Li a name?", []),  # four words: not one name
     ],
