@@ -10,7 +10,8 @@ import torch
 
 from rag.errors import ModelError, ReaderError
 from rag.span_model import SpanHead, SpanModelConfig
-from rag.span_reader import CARD_NAME, READER_DIR, WEIGHTS_NAME, calibration_of, load_head, read_card, save_head
+from rag.span_reader import (CARD_NAME, LOWER_PRECISIONS, READER_DIR, WEIGHTS_NAME, calibration_of, load_encoder, load_head,
+                             lower_precision, read_card, save_head)
 from rag.span_answer import UNCALIBRATED
 
 TINY = SpanModelConfig(hidden_size=8, heads=2, intermediate_size=16, layers=1)
@@ -99,3 +100,14 @@ def test_shipped_reader_is_complete_and_verified() -> None:
     assert sum(p.numel() for p in head.parameters()) == card["weights"]["parameters"]
     assert (READER_DIR / "split.json").is_file()
     assert calibration_of(card) is not UNCALIBRATED  # the shipped reader is calibrated
+
+
+def test_lower_precision_comes_from_the_card() -> None:
+    assert lower_precision({"encoder": {"lower_precision": "float32"}}) == "float32"
+    assert lower_precision({"encoder": {}}) == "int8"  # cards from before the choice were trained on int8
+    assert lower_precision(read_card(READER_DIR)) in LOWER_PRECISIONS
+
+
+def test_unknown_lower_precision_is_a_clear_error() -> None:
+    with pytest.raises(ReaderError, match="unknown lower-layer precision 'bf16'"):
+        load_encoder(None, "bf16")

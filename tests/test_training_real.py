@@ -41,11 +41,14 @@ def test_train_then_continue(tmp_path: Path) -> None:
     card1 = span_reader.read_card(tmp_path / "s1")
     assert card1["validation"]["questions"] == 2 and card1["history"] == []
     assert card1["data"][0]["file"] == "tiny.json" and len(card1["data"][0]["sha256"]) == 64
+    assert span_reader.lower_precision(card1) == "float32"  # the default, recorded for query time
     split = json.loads((tmp_path / "s1" / "split.json").read_text(encoding="utf-8"))
     assert len(split["validation_ids"]) == 2
 
-    assert train.main(common + ["--init", str(tmp_path / "s1"), "--out", str(tmp_path / "s2"), "--near-miss", "1"]) == 0
+    assert train.main(common + ["--init", str(tmp_path / "s1"), "--out", str(tmp_path / "s2"), "--near-miss", "1",
+                                "--lower", "int8"]) == 0
     card2 = span_reader.read_card(tmp_path / "s2")
+    assert span_reader.lower_precision(card2) == "int8"
     assert card2["training"]["near_miss"] == 1.0
     near = card2["training"]["near_miss_questions"]
     assert isinstance(near, int) and 0 <= near <= card2["split"]["train_questions"]

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--average", action="store_true", help="also score the weight average of the readers")
     ap.add_argument("--average-out", type=Path, default=None, help="write the averaged head here")
     ap.add_argument("--int8", action="store_true", help="score the heads with int8 Linear layers (SpanReader.load(fast=True))")
+    ap.add_argument("--lower", choices=span_reader.LOWER_PRECISIONS, default=None,
+                    help="how the lower layers run (default: as the first reader's card says)")
     ap.add_argument("--max-val", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--script", choices=("reader", "as-is", "question"), default="reader",
@@ -85,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     if not val:
         raise SystemExit("none of the split's validation questions are in these data files")
 
-    encoder = span_reader.load_encoder()
+    encoder = span_reader.load_encoder(precision=args.lower or span_reader.lower_precision(span_reader.read_card(readers[0])))
     tok, lower, pad_id = encoder.tokenizer, encoder.lower, encoder.pad_id
     loaded = [span_reader.load_head(f, encoder.identity) for f in readers]
     heads: dict[str, SpanHead] = {str(f): head for f, (head, _) in zip(readers, loaded)}

@@ -3,20 +3,16 @@
     python training/train_reader.py ../shared/data/cmrc2018/cmrc2018_dev.json \
         ../shared/data/cmrc2018/cmrc2018_trial.json ../shared/data/drcd/DRCD_dev.json
 
-The lower encoder layers stay frozen (they are the retriever's own multilingual-e5-small, run
-with the same int8 fast path the reader uses at query time); their hidden states are computed
-once and kept in memory, then the top layers and a start/end head are fine-tuned. A validation
-split is held out by *article* (seeded), written to the model card with the data hashes, the
-settings, the training time and the validation EM/F1, together with ``split.json`` (which
-question ids are validation) so evaluations can use exactly those questions.
+The lower encoder layers stay frozen (they are the retriever's own multilingual-e5-small; by
+default run in float32 beside the retriever's int8 fast path, ``--lower``); their hidden states
+are computed once and kept in memory, then the top layers and a start/end head are fine-tuned. A
+validation split is held out by *article* (seeded), written to the model card with the data
+hashes, the settings, the training time and the validation EM/F1, together with ``split.json``
+(which question ids are validation) so evaluations can use exactly those questions.
 
-The shipped reader was trained in three stages; each continues the one before (``--init``) with
-a new seeded batch order, and the card keeps the earlier stages in ``history`` (a stage without
-a ``script`` there read its data as it is):
-
-    python training/train_reader.py DATA... --script as-is --out /tmp/stage1
-    python training/train_reader.py DATA... --script as-is --init /tmp/stage1 --out /tmp/stage2
-    python training/train_reader.py DATA... --init /tmp/stage2 --epochs 1.6
+The shipped reader was trained in stages; each continues the one before (``--init``) with a new
+seeded batch order, and the card keeps the earlier stages in ``history`` (a stage without a
+``script`` there read its data as it is); the README lists the commands.
 
 By default questions and passages are read in Simplified script, as the reader reads them at
 query time (``rag.span_features.reader_form``).
@@ -224,6 +220,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--script", choices=("simplified", "as-is"), default="simplified",
                     help="read questions and passages converted to Simplified, as the shipped reader does at query "
                          "time (default), or as they are (how stages 1 and 2 were trained)")
+    ap.add_argument("--lower", choices=span_reader.LOWER_PRECISIONS, default="float32",
+                    help="how the frozen lower layers run, when caching their states and at query time "
+                         "(recorded in the card; stages 1-4 were trained on int8)")
     ap.add_argument("--init", type=Path, default=None,
                     help="continue training the head in this folder (same data, split and settings; "
                          "its training history is kept in the new card)")
@@ -250,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{len(near)} near-miss unanswerable training questions", flush=True)
         train = train + near
 
-    encoder = span_reader.load_encoder()
+    encoder = span_reader.load_encoder(precision=args.lower)
     tok, lower, pad_id = encoder.tokenizer, encoder.lower, encoder.pad_id
     feats = training_windows(tok, train, settings, args.neg_rate, rng)
     print(f"{len(feats)} training windows ({sum(1 for f in feats if f[1] == 0)} without the answer)", flush=True)
@@ -324,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     card = {
         "name": "rag span reader",
-        "encoder": encoder.identity,
+        "encoder": {**encoder.identity, "lower_precision": args.lower},
         "config": cfg.to_dict(),
         "windows": settings.to_dict(),
         "data": [{"file": p.name, "sha256": sha256_file(p)} for p in args.data],
