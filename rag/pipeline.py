@@ -151,7 +151,8 @@ class QA:
             # it asks about what the documents never mention: no reader can answer (confidence 0,
             # as calibrate_reader.py counts it)
             return dataclasses.replace(sentences[0], score=0.0)
-        return self.span.answer(question, hits, sentences[0], sentences[1:])
+        return self.span.answer(question, hits, sentences[0], sentences[1:],
+                                same_language=not self.reader.across_languages(question, hits))
 
     def document(self, source: str) -> Document:
         """The cleaned document (``.text``, ``.report``) that citations point into."""

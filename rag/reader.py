@@ -227,9 +227,13 @@ class Reader:
         different scripts, where names are translated) only figures, acronyms and Chinese names
         written in pinyin count (:meth:`_unknown_across`)."""
         q = parse_question(question)
-        if _across_languages(q.cjk, self._passages_cjk(hits)):
+        if self.across_languages(question, hits):
             return self._unknown_across(q)
         return self._missing_share(q) > self.settings.max_missing
+
+    def across_languages(self, question: str, hits: Sequence[Hit]) -> bool:
+        """Question and top passages in different languages (Han letter shares far apart)."""
+        return _across_languages(parse_question(question).cjk, self._passages_cjk(hits))
 
     def _passages_cjk(self, hits: Sequence[Hit]) -> float:
         """Share of Han letters in the top passages (the corpus's when there are none)."""

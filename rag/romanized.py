@@ -2,10 +2,11 @@
 
 Across languages names are the one thing word overlap could still match, but they are written in
 different scripts. :func:`romanized_names` picks runs of two or three capitalised words that
-spell whole pinyin syllables ("Zhao Zhiguo", "Deng Daozheng", "Tao Qing"); :meth:`RomanizedName.
-pattern` is a regex of the Han characters that read so (every reading of every character, from
-``pypinyin``'s dictionary), in the written order and surname last ("Zhiguo Zhao"). Matching is
-on :func:`rag.normalize.fold`-ed text (Simplified), and the dictionary covers Traditional too.
+spell whole pinyin syllables ("Zhao Zhiguo", "Deng Daozheng", "Tao Qing");
+:meth:`RomanizedName.pattern` is a regex of the Han characters that read so (the three
+commonest readings of every character, from ``pypinyin``'s dictionary), in the written order
+and surname last ("Zhiguo Zhao"). Matching is on :func:`rag.normalize.fold`-ed text
+(Simplified), and the dictionary covers Traditional too.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ _VOWEL = re.compile(r"[aeiouv]")
 #: Well-known names spelled the Cantonese way whose syllables happen to be pinyin too: not read
 #: as pinyin (香港 is xiang gang, not hong kong).
 NOT_PINYIN = frozenset({"hong kong", "tai po"})
+#: Readings kept per character, the dictionary's most common first: enough for surnames read
+#: unusually (解 xie is 解's third), while rare ones (方 wǎng, its fifth) would make common
+#: words read as names ("一方" as "Yi Wang").
+_READINGS = 3
 _LONGEST = 6  # letters in the longest pinyin syllable (zhuang, shuang)
 
 
 @lru_cache(maxsize=1)
 def _readings() -> dict[str, str]:
-    """Toneless pinyin syllable (ü written u) -> every Han character read so (one string)."""
+    """Toneless pinyin syllable (ü written u) -> every Han character commonly read so (one string)."""
     from pypinyin.pinyin_dict import pinyin_dict
 
     chars: dict[str, set[str]] = {}
     for code, readings in pinyin_dict.items():
         if not 0x3400 <= code <= 0x9FFF:
             continue
-        for r in readings.split(","):
+        for r in readings.split(",")[:_READINGS]:
             syllable = "".join(c for c in unicodedata.normalize("NFD", r.strip()) if not unicodedata.combining(c))
             if syllable.isascii() and syllable.isalpha() and _VOWEL.search(syllable):
                 chars.setdefault(syllable, set()).add(chr(code))

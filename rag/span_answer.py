@@ -197,7 +197,10 @@ class SpanAnswerer:
             return TermCoverage(1.0, 0.0)
         return self.coverage(question, text) if text else TermCoverage(0.0, 1.0)
 
-    def answer(self, question: str, hits: Sequence[Hit], sentence: Answer, alternatives: Sequence[Answer] = ()) -> Answer:
+    def answer(self, question: str, hits: Sequence[Hit], sentence: Answer, alternatives: Sequence[Answer] = (), *,
+               same_language: bool = True) -> Answer:
+        """``same_language``: question and passages in one language. Across languages the reader
+        reads poorly, so it does not get to move the quote to another sentence."""
         ev = self.evidence(question, hits, sentence, alternatives)
         if ev.sentence is not None:
             sentence = ev.sentence
@@ -206,7 +209,8 @@ class SpanAnswerer:
             return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))
         has_span = ev.hit is not None and ev.end > ev.start
         if sentence.found:
-            if (ev.overall is not None and ev.gap > self.settings.override_gap and ev.overall.end > ev.overall.start
+            if (same_language and ev.overall is not None and ev.gap > self.settings.override_gap
+                    and ev.overall.end > ev.overall.start
                     and ev.overall.hit is not None and sentence.citations
                     and ev.overall.hit.source == sentence.citations[0].source):
                 # the reader is far surer of a span in another sentence of the same document:

@@ -187,6 +187,12 @@ def test_a_far_surer_span_elsewhere_quotes_its_own_sentence() -> None:
     assert DOC.text[ans.span_citation.start : ans.span_citation.end] == "4.4%"
 
 
+def test_across_languages_the_reader_does_not_move_the_quote() -> None:
+    sentence = _sentence_answer(True)
+    ans = _answerer(TwoGuesses(None, score=20.0)).answer("q", [_hit(0, len(TEXT))], sentence, same_language=False)
+    assert ans.text == sentence.text and ans.span == "5.8%"
+
+
 def test_only_the_top_passages_are_read() -> None:
     reader = FakeReader("4.4%")
     a = SpanAnswerer(reader, {"news.txt": DOC}, _calibration(0.5, 0.6))
