@@ -39,7 +39,6 @@ _DATE_RE = re.compile(r"\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|点|时)|\d{
 _ORDINAL_RE = re.compile(r"第\s*(?:\d+|[一二三四五六七八九十百千两]+)\s*[批届次个名期代轮位季]?")
 _TYPED: dict[str, re.Pattern[str]] = {}
 _CLAUSE_RE = re.compile(r"[，,。！？!?；;：:（）()“”\"]")
-_EDGE_JUNK = "是为的了在有于和与及达到约近共"
 _TYPED.update({"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE})
 
 
@@ -463,14 +462,16 @@ def _anchor_right(right: str, s_fold: str, after: int) -> int | None:
 
 
 def _trimmed(text: str, base: int, sentence: str, a: int, b: int, strip_digits: bool = False) -> SpanMatch | None:
-    while a < b and (sentence[a].isspace() or sentence[a] in _EDGE_JUNK or _CLAUSE_RE.match(sentence[a])):
+    while a < b and (sentence[a].isspace() or _CLAUSE_RE.match(sentence[a])):
         a += 1
-    while b > a and (sentence[b - 1].isspace() or sentence[b - 1] in "的了等" or _CLAUSE_RE.match(sentence[b - 1])
+    while b > a and (sentence[b - 1].isspace() or _CLAUSE_RE.match(sentence[b - 1])
                      or (strip_digits and sentence[b - 1].isdigit())):
         b -= 1
     if b - a < 1 or b - a > 30 or _CLAUSE_RE.search(sentence, a, b):
         return None
-    a, b = trim_span(sentence, a, b)  # whole function words at the edges: "趙志國表示" → 趙志國
+    # whole function words at the edges, as jieba segments them: "趙志國表示" → 趙志國, "和有色" →
+    # 有色 (never single characters: 有色 keeps its 有, 目的 its 的)
+    a, b = trim_span(sentence, a, b)
     return _make(text, base, a, b)
 
 

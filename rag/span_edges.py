@@ -14,7 +14,7 @@ from .lexical import _jieba_ready
 from .normalize import fold
 
 EDGE = " \t\r\n\u3000，。、；：！？,;:!?"
-LEADING = frozenset("是 在 由 因 被 于 从 自从 由于 因为 于是 而 则 即 乃 对 将 把 为了".split())
+LEADING = frozenset("是 在 由 因 被 于 从 自从 由于 因为 于是 而 则 即 乃 对 将 把 为 为了 和 与 及 达到 共".split())
 TRAILING = frozenset("的 了 等 之 表示 说 指出 称 认为".split())
 
 

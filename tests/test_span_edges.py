@@ -15,6 +15,8 @@ from rag.span_edges import trim_span
         ("由於滿洲是清朝的發祥地", "滿洲是清朝的發祥地"),
         ("因為英法兩國都擁有龐大的海外殖民地，", "英法兩國都擁有龐大的海外殖民地"),
         ("在中國", "中國"),
+        ("和有色金屬", "有色金屬"),
+        ("與會代表", "與會代表"),
         # function words inside a word, or the whole span, stay
         ("目的", "目的"),
         ("的", "的"),
