@@ -126,7 +126,7 @@ class Reader:
         composed from the next best sentences, each scored by its own sentence's score. The
         decision to answer at all is the best sentence's; a refusal comes alone."""
         q = parse_question(question)
-        cross_lingual = _across_languages(q.cjk, self._passages_cjk(hits))
+        cross_lingual = self.across_languages(question, hits)
         weights = {t: self.idf(t) for t in q.terms}
         missing = self._missing_share(q)
         sentences = self._candidates(q, hits, weights, cross_lingual)
