@@ -146,10 +146,6 @@ class Reader:
         if not ok:
             return (self._refuse(question, hits, confidence),)
         out = [self._compose(question, q, hits, best, sentences[1:], confidence)]
-        if dense_only:
-            # across languages the span reader reads poorly (its weight in choosing between
-            # sentences was fitted on same-language questions): no alternatives to choose from
-            n = 1
         for i, alt in enumerate(sentences[1:n], start=1):
             score = alt.dense + self.settings.w_name * alt.names if dense_only else alt.score * (1.0 - missing)
             out.append(self._compose(question, q, hits, alt, sentences[:i] + sentences[i + 1:], score))

@@ -200,8 +200,9 @@ class SpanAnswerer:
     def answer(self, question: str, hits: Sequence[Hit], sentence: Answer, alternatives: Sequence[Answer] = (), *,
                same_language: bool = True) -> Answer:
         """``same_language``: question and passages in one language. Across languages the reader
-        reads poorly, so it does not get to move the quote to another sentence."""
-        ev = self.evidence(question, hits, sentence, alternatives)
+        reads poorly (its weight in choosing between sentences was fitted on same-language
+        questions), so it neither picks among ``alternatives`` nor moves the quote elsewhere."""
+        ev = self.evidence(question, hits, sentence, alternatives if same_language else ())
         if ev.sentence is not None:
             sentence = ev.sentence
         conf = self.calibration.confidence(ev.features)

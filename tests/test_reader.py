@@ -125,8 +125,6 @@ def test_across_languages_the_sentence_naming_the_person_comes_first():
         assert answer.found and answer.text.startswith(said)
         assert all(text[c.start:c.end] == c.quote for c in answer.citations)
     assert not reader.read("What did Guan Bing say?", hits).found  # no one in the text is named so
-    # across languages the span reader does not get other sentences to pick from
-    assert len(reader.answers("What did Tao Qing say?", hits, 3)) == 1
 
 
 @pytest.mark.parametrize(

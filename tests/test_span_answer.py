@@ -240,6 +240,8 @@ def test_the_alternative_sentence_the_reader_finds_a_surer_span_in_is_quoted() -
     a = _answerer(TwoGuesses(None, score=7.0))
     a.settings = type(a.settings)(span_weight=0.0)
     assert a.answer("q", hits, first, [second]).text == first.text
+    # across languages the reader does not pick among the alternatives either
+    assert _answerer(TwoGuesses(None, score=7.0)).answer("q", hits, first, [second], same_language=False).text == first.text
 
 
 def test_an_alternative_without_any_span_does_not_win() -> None:

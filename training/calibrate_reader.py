@@ -78,7 +78,8 @@ def collect(qa: rag.QA, questions, label: int, group_of, kind: str, weight: floa
         hits = qa.retriever.search(q.question, k=5)
         sentences = qa.reader.answers(q.question, hits, span.settings.alternatives)
         gated = not sentences[0].found and qa.reader.names_unknown(q.question, hits)  # as QA.ask does
-        ev = span.evidence(q.question, hits, sentences[0], sentences[1:])
+        same_language = not qa.reader.across_languages(q.question, hits)  # as QA.ask does
+        ev = span.evidence(q.question, hits, sentences[0], sentences[1:] if same_language else ())
         sentence = ev.sentence or sentences[0]  # the candidate sentence the span was sought in
         pred = qa.document(ev.hit.source).text[ev.start : ev.end] if ev.hit is not None else ""
         # the sentence holding the span, as the answer would quote it
