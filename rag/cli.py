@@ -1,6 +1,8 @@
 """Command line: ``python -m rag build|add|remove|status|ask|search|clean|eval``.
 
 Errors the user can fix are printed as one line on stderr with exit code 1; no traceback.
+Everything printed goes through :func:`rag.terminal.say`: control characters in file names, sources and
+messages are shown escaped (:mod:`rag.terminal`), never sent to the terminal raw.
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .errors import RagError
-from .settings import MODES
+from .precision import PRECISIONS
+from .settings import K_DEFAULT, K_MAX, K_MIN, MODES
+from .terminal import escape, escape_json, say
 from .types import Answer, Hit, to_jsonable
+
+
+def _one(value: object) -> str:
+    """``value`` as one line for a message: newlines and every control character escaped."""
+    return escape(str(value))
 
 
 def _progress_printer(stream: TextIO) -> Any:
@@ -27,14 +36,14 @@ def _progress_printer(stream: TextIO) -> Any:
             return
         last[stage] = pct
         end = "\n" if done >= total else "\r"
-        stream.write(f"{stage:>6}: {done}/{total} ({pct}%)" + end)
+        stream.write(f"{_one(stage):>6}: {done}/{total} ({pct}%)" + end)
         stream.flush()
 
     return progress
 
 
 def _print_json(obj: Any) -> None:
-    print(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2))
+    say(escape_json(json.dumps(to_jsonable(obj), ensure_ascii=False, indent=2)))
 
 
 def _settings_overrides(args: argparse.Namespace) -> Any:
@@ -47,21 +56,22 @@ def _settings_overrides(args: argparse.Namespace) -> Any:
 
 def _print_report(report: Any, index: str, verb: str) -> None:
     for e in report.errors:
-        print(f"skipped {e}", file=sys.stderr)
+        say(f"skipped {_one(e)}", err=True)
     for w in report.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        say(f"warning: {_one(w)}", err=True)
     for d in report.duplicates:
-        print(f"duplicate: {d.source} has the same content as {d.same_as} (indexed once)", file=sys.stderr)
+        say(f"duplicate: {_one(d.source)} has the same content as {_one(d.same_as)} (indexed once)", err=True)
     for n in report.near_duplicates:
-        print(f"near-duplicate: {n.source} ~ {n.similar_to} (Jaccard {n.jaccard:.2f})", file=sys.stderr)
+        say(f"near-duplicate: {_one(n.source)} ~ {_one(n.similar_to)} (Jaccard {n.jaccard:.2f})", err=True)
     i = report.info
     if not report.published:
-        print(f"index is up to date: {i.documents} document(s), {i.chunks} chunk(s) with {i.model} -> {index}")
+        say(f"index is up to date: {i.documents} document(s), {i.chunks} chunk(s) with {_one(i.model)} -> {_one(index)}")
         return
     changes = (f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
                f"{len(report.unchanged)} unchanged; {report.embedded_chunks} chunk(s) embedded, "
                f"{report.reused_chunks} reused")
-    print(f"{verb} {i.documents} document(s), {i.chunks} chunk(s) with {i.model} in {i.seconds:.1f}s -> {index} ({changes})")
+    say(f"{verb} {i.documents} document(s), {i.chunks} chunk(s) with {_one(i.model)} in {i.seconds:.1f}s -> "
+        f"{_one(index)} ({changes})")
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -82,7 +92,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
     progress = None if args.json else _progress_printer(sys.stderr)
     report = build_index_report(args.paths or ["docs"], args.index, args.model, settings=_settings_overrides(args),
-                                progress=progress, full=args.full)
+                                progress=progress, full=args.full, precision=args.precision)
     if args.json:
         _print_json(_report_json(report))
         return 0
@@ -94,7 +104,8 @@ def _cmd_add(args: argparse.Namespace) -> int:
     from .lifecycle import add_documents
 
     progress = None if args.json else _progress_printer(sys.stderr)
-    report = add_documents(args.paths, args.index, args.model, progress, settings=_settings_overrides(args), full=args.full)
+    report = add_documents(args.paths, args.index, args.model, progress, settings=_settings_overrides(args),
+                           full=args.full, precision=args.precision)
     if args.json:
         _print_json(_report_json(report))
         return 0
@@ -110,9 +121,10 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         _print_json(_report_json(report))
         return 0
     for e in report.errors:
-        print(f"not removed: {e}", file=sys.stderr)
+        say(f"not removed: {_one(e)}", err=True)
     i = report.info
-    print(f"removed {len(report.removed)} document(s): {i.documents} document(s), {i.chunks} chunk(s) left in {args.index}")
+    say(f"removed {len(report.removed)} document(s): {i.documents} document(s), {i.chunks} chunk(s) left in "
+        f"{_one(args.index)}")
     return 0
 
 
@@ -124,22 +136,26 @@ def _cmd_status(args: argparse.Namespace) -> int:
         _print_json(st)
         return 0 if st.exists else 1
     if not st.exists:
-        print(f"no usable index at {args.index}: {st.problem}")
+        say(f"no usable index at {_one(args.index)}: {_one(st.problem)}")
         if st.new:
-            print(f"{len(st.new)} file(s) to index; run: python -m rag build")
+            say(f"{len(st.new)} file(s) to index; run: python -m rag build")
         return 1
-    print(f"index {args.index} ({st.version}): {st.documents} document(s), {st.chunks} chunk(s), model {st.model}, built {st.created}")
+    say(f"index {_one(args.index)} ({_one(st.version)}): {st.documents} document(s), {st.chunks} chunk(s), "
+        f"model {_one(st.model)} in {_one(st.precision)}, built {_one(st.created)}")
+    if st.precision != st.preferred_precision:
+        say(f"this machine computes {_one(st.preferred_precision)} vectors best (rag.precision); the index keeps "
+            f"{_one(st.precision)} until rebuilt: python -m rag build --full")
     if st.warning:
-        print(f"warning: {st.warning}")
+        say(f"warning: {_one(st.warning)}")
     for d in st.duplicates:
-        print(f"  duplicate: {d.source} = {d.same_as}")
+        say(f"  duplicate: {_one(d.source)} = {_one(d.same_as)}")
     for n in st.near_duplicates:
-        print(f"  near-duplicate: {n.source} ~ {n.similar_to} (Jaccard {n.jaccard:.2f})")
+        say(f"  near-duplicate: {_one(n.source)} ~ {_one(n.similar_to)} (Jaccard {n.jaccard:.2f})")
     if args.paths:
         for label, names in (("new", st.new), ("changed", st.changed), ("removed", st.removed)):
             for name in names:
-                print(f"  {label}: {name}")
-        print("stale: run python -m rag build to update" if st.stale else "up to date with its files")
+                say(f"  {label}: {_one(name)}")
+        say("stale: run python -m rag build to update" if st.stale else "up to date with its files")
     return 0
 
 
@@ -149,7 +165,7 @@ def _format_answer(ans: Answer) -> str:
         if ans.passages:
             lines.append("Closest passages (not an answer; judge for yourself):")
             for h in ans.passages[:3]:
-                lines.append(f"  - {h.source} [{h.start}:{h.end}] {h.text[:120]}")
+                lines.append(f"  - {_one(h.source)} [{h.start}:{h.end}] {h.text[:120]}")
         return "\n".join(lines)
     lines = []
     if ans.span:
@@ -157,35 +173,37 @@ def _format_answer(ans: Answer) -> str:
     lines.append(f"{ans.text} [1]")
     lines.append("")
     for c in ans.citations:
-        lines.append(f"[{c.n}] {c.source} [{c.start}:{c.end}] \"{c.quote}\"")
+        lines.append(f"[{c.n}] {_one(c.source)} [{c.start}:{c.end}] \"{c.quote}\"")
     return "\n".join(lines)
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from .pipeline import load
+    from .pipeline import check_query, load
 
+    check_query(args.question, args.k, args.mode)  # before the model is loaded
     qa = load(args.index, model=args.model)
     ans = qa.ask(args.question, k=args.k, mode=args.mode)
     if args.json:
         _print_json(ans)
     else:
-        print(_format_answer(ans))
+        say(_format_answer(ans))
     return 0
 
 
 def _format_hit(h: Hit) -> str:
-    return f"{h.rank}. {h.score:.3f} {h.source} [{h.start}:{h.end}] (bm25 {h.bm25_score:.2f}, dense {h.dense_score:.2f})\n   {h.text[:200]}"
+    return f"{h.rank}. {h.score:.3f} {_one(h.source)} [{h.start}:{h.end}] (bm25 {h.bm25_score:.2f}, dense {h.dense_score:.2f})\n   {h.text[:200]}"
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from .pipeline import load
+    from .pipeline import check_query, load
 
+    check_query(args.question, args.k, args.mode)  # before the model is loaded
     qa = load(args.index, model=args.model)
     hits = qa.search(args.question, k=args.k, mode=args.mode)
     if args.json:
         _print_json(hits)
     else:
-        print("\n".join(_format_hit(h) for h in hits) if hits else "no results")
+        say("\n".join(_format_hit(h) for h in hits) if hits else "no results")
     return 0
 
 
@@ -201,15 +219,15 @@ def _cmd_clean(args: argparse.Namespace) -> int:
                                 "by_reason": doc.report.chars_by_reason(),
                                 "edits": [to_jsonable(e) for e in doc.report.edits]}})
         return 0
-    print(doc.report.summary())
+    say(doc.report.summary())
     if args.text:
-        print()
-        print(doc.text)
+        say()
+        say(doc.text)
     if args.verbose:
-        print()
+        say()
         for e in doc.report.edits:
             if e.reason != "whitespace":
-                print(f"  [{e.start}:{e.end}] {e.reason}: {e.removed!r}")
+                say(f"  [{e.start}:{e.end}] {e.reason}: {e.removed!r}")
     return 0
 
 
@@ -228,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--chunk-chars", type=int, default=None, help="target chunk size in characters")
     b.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap in characters")
     b.add_argument("--full", action="store_true", help="re-read and re-embed everything")
+    b.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="encoder arithmetic (default: $RAG_PRECISION, else the index's, else bf16 where the CPU "
+                        "has bf16 units); another than the index's rebuilds it in full")
     b.set_defaults(func=_cmd_build)
 
     a = sub.add_parser("add", help="add files and folders to the index (changed ones are re-embedded)")
@@ -236,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--chunk-chars", type=int, default=None, help="target chunk size in characters")
     a.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap in characters")
     a.add_argument("--full", action="store_true", help="rebuild in full (needed to change model or chunking)")
+    a.add_argument("--precision", choices=PRECISIONS, default=None,
+                   help="encoder arithmetic (default: the index's; another needs --full)")
     a.set_defaults(func=_cmd_add)
 
     r = sub.add_parser("remove", help="remove documents from the index by source name, path or folder")
@@ -255,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=helptext)
         p.add_argument("question")
         index_args(p)
-        p.add_argument("-k", type=int, default=5, help="number of passages (default 5)")
+        p.add_argument("-k", type=int, default=K_DEFAULT,
+                       help=f"number of passages, {K_MIN} to {K_MAX} (default {K_DEFAULT})")
         p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: the index's)")
         p.set_defaults(func=func)
 
@@ -281,8 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {_one(exc)}", err=True)
         return 1
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        say("interrupted", err=True)
         return 130

@@ -6,7 +6,9 @@ Hook it into the main CLI with::
     add_eval_parser(subparsers)        # sets func=run_eval_command on the subparser
 
 ``run_eval_command(args)`` prints the table (or JSON with ``--json``) to stdout and returns the
-exit code; errors are raised as :class:`rag.errors.RagError` for the main CLI to print.
+exit code; errors are raised as :class:`rag.errors.RagError` for the main CLI to print. What it
+prints goes through :func:`rag.terminal.say` (and :func:`rag.terminal.escape_json`): control characters in
+question ids, sources and messages are shown escaped, never sent to the terminal raw.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from typing import Any
 from .datasets import load_eval_set
 from .errors import RagError
 from .evaluate import COMPARE_MODES, run_eval
+from .settings import K_MAX, K_MIN
+from .terminal import escape, escape_json, say
 
 __all__ = ["add_eval_parser", "run_eval_command"]
 
@@ -65,8 +69,9 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="evaluate only the questions listed in PATH: one id per line, a JSON list, or a JSON "
         "object with 'validation_ids' (the span reader's split.json)",
     )
-    p.add_argument("-k", type=int, default=10, help="retrieval depth for recall and MRR (default 10)")
-    p.add_argument("--ask-k", type=int, default=5, help="passages the reader gets (default 5)")
+    p.add_argument("-k", type=int, default=10,
+                   help=f"retrieval depth for recall and MRR, {K_MIN} to {K_MAX} (default 10)")
+    p.add_argument("--ask-k", type=int, default=5, help=f"passages the reader gets, {K_MIN} to {K_MAX} (default 5)")
     p.add_argument("--report", default=None, metavar="PATH", help="write every miss as JSON lines")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument(
@@ -127,12 +132,11 @@ def run_eval_command(args: argparse.Namespace) -> int:
         progress=not args.json and sys.stderr.isatty(),
     )
     if args.json:
-        json.dump(result.to_json(questions=args.per_question), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+        say(escape_json(json.dumps(result.to_json(questions=args.per_question), ensure_ascii=False, indent=2)))
     else:
         from .eval_report import render_table
 
-        print(render_table(result))
+        say(render_table(result))
     return 0
 
 
@@ -145,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {escape(str(exc))}", err=True)
         return 1
 
 

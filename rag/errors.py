@@ -18,6 +18,10 @@ class DocumentError(RagError):
         super().__init__(f"{path}: {reason}")
 
 
+class TextDecodingError(DocumentError):
+    """A text file's bytes decode to no coherent text in any encoding the detector knows."""
+
+
 class NoDocumentsError(RagError):
     """A build found nothing it could index."""
 
@@ -42,6 +46,16 @@ class IndexLockedError(IndexError_):
     """Another writer holds the index's lock for longer than we were willing to wait."""
 
 
+class IndexWriteError(IndexError_):
+    """The index folder could not be written (read-only, disk full, no permission, FAISS
+    refusing to write). Nothing was published: the index is as it was before."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: cannot write the index: {reason}; the index was not changed")
+
+
 class ModelError(RagError):
     """The embedding model could not be loaded."""
 
@@ -55,9 +69,28 @@ class ReaderError(ModelError):
         super().__init__(f"{path}: {reason}")
 
 
+class ModelWeightsError(ModelError):
+    """A model's weight file is not the one expected (checksum) or holds NaN/inf values."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
 class QueryError(RagError):
-    """A question or search argument is not usable (empty, too long, bad k)."""
+    """A question or search argument is not usable (empty, too long, not text, bad k or mode,
+    an index folder that is not a path)."""
 
 
 class SourceNotFoundError(RagError):
     """A source asked for is not in the index."""
+
+
+class NotAnIndexError(IndexError_):
+    """A folder given as an index holds things rag did not write: it is refused, never written into."""
+
+
+class UnsafeIndexPathError(IndexError_):
+    """A name rag writes or locks inside an index (``.lock``, ``CURRENT``, a marker) is a symbolic
+    link, a hard link or not a plain file: refused, so that nothing is written through it."""

@@ -29,7 +29,8 @@ from typing import Any, Protocol
 
 from .datasets import EvalQuestion, EvalSet
 from .errors import QueryError, RagError
-from .metrics import char_f1, contains_answer, exact_match, first_gold_rank, percentile
+from .metrics import answer_f1, contains_answer, exact_match, first_gold_rank, percentile
+from .settings import K_MAX, check_k
 from .types import Answer, Document, Hit
 
 __all__ = [
@@ -51,7 +52,7 @@ __all__ = [
 
 COMPARE_MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
 _TOP_IN_REPORT = 5
-_MAX_SEARCH_K = 100  # QA.search refuses more
+_MAX_SEARCH_K = K_MAX  # QA.search refuses more
 
 
 class QALike(Protocol):
@@ -408,9 +409,9 @@ def _score_question(
         score=float(ans.score),
         answer_hit=found and contains_answer(answer_text, q.answers),
         em=exact_match(pred, q.answers),
-        f1=char_f1(pred, q.answers),
+        f1=answer_f1(pred, q.answers),
         span_em=exact_match(ans.span, q.answers) if has_span and ans.span is not None else None,
-        span_f1=char_f1(ans.span, q.answers) if has_span and ans.span is not None else None,
+        span_f1=answer_f1(ans.span, q.answers) if has_span and ans.span is not None else None,
         search_ms=round(search_ms, 3),
         ask_ms=round(ask_ms, 3),
         top=tuple(
@@ -608,8 +609,8 @@ def run_eval(
     first ``limit`` questions only (every passage is still indexed). ``k`` is the retrieval
     depth of recall/MRR; ``ask_k`` the number of passages ``ask`` reads.
     """
-    if not 1 <= k <= _MAX_SEARCH_K:
-        raise RagError(f"k must be from 1 to {_MAX_SEARCH_K}, got {k}")
+    k = check_k(k)
+    ask_k = check_k(ask_k, "ask_k")
     if limit is not None and limit < 0:
         raise RagError(f"limit must be >= 0, got {limit}")
     modes = _check_modes(modes)

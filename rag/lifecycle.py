@@ -18,17 +18,20 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeAlias
 
 import numpy as np
 
 from .chunking import chunk_document
 from .clean import clean_text, restore_original
-from .embedding import DEFAULT_MODEL, Embedder, canonical_name, load_embedder
+from . import precision as rag_precision
+from .embedding import DEFAULT_MODEL, TEST_HASH, Embedder, canonical_name, load_embedder
 from .errors import (
     DocumentError,
     IndexCorruptError,
@@ -41,15 +44,16 @@ from .errors import (
 from .hashing import sha256_file
 from .lexical import BM25Index, tokenize
 from .loaders import RawDocument, collect_paths, document_from_bytes, read_bytes, source_name
-from .neardup import NearDuplicate, find_near_duplicates, signature
+from .neardup import NearDuplicate, Previous, find_near_duplicates, signature
 from .settings import Settings
 from .store import (
     IndexContent,
     LoadWarning,
     SourceRecord,
     StoredIndex,
-    current_version,
     load_index,
+    locate_version,
+    prune,
     read_manifest,
     tidy,
     write_index,
@@ -59,6 +63,10 @@ from .types import Chunk, Document, IndexInfo
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: (stage, done, total). Stages: read, chunk, embed, bm25, write."""
+
+PathArg: TypeAlias = "str | os.PathLike[str]"
+Paths: TypeAlias = "str | os.PathLike[str] | Iterable[str | os.PathLike[str]]"
+"""What ``paths`` and ``sources`` take: one path (``str`` or ``os.PathLike``), or any iterable of them."""
 
 _FINGERPRINT_MODULES = ("clean", "normalize", "chunking", "loaders", "extractors", "neardup", "lexical")
 
@@ -120,6 +128,10 @@ class IndexStatus:
     near_duplicates: tuple[NearDuplicate, ...] = ()
     version: str | None = None
     warning: str | None = None
+    #: the arithmetic the index's vectors were made with, and what this machine would pick for a
+    #: new build (:func:`rag.precision.choose`); a rebuild (``--full``) moves it there
+    precision: str | None = None
+    preferred_precision: str | None = None
 
     @property
     def stale(self) -> bool:
@@ -137,6 +149,7 @@ class _Plan:
     reuse_documents: bool
     embedder: Embedder | None
     refuse_mismatch: bool = False
+    precision: str = "float32"
 
 
 def _noop(stage: str, done: int, total: int) -> None:
@@ -156,6 +169,25 @@ def pipeline_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def as_paths(paths: object, what: str = "paths") -> list[PathArg]:
+    """``paths`` as a list of paths: one path (``str`` or ``os.PathLike``) is a one-element list,
+    never iterated character by character; anything else must be an iterable of such paths.
+    Other types (``bytes``, ``None``, numbers, an iterable holding them) raise ``TypeError``."""
+    items: list[object]
+    if isinstance(paths, (str, os.PathLike)):
+        items = [paths]
+    elif paths is None or isinstance(paths, (bytes, bytearray, memoryview)) or not isinstance(paths, Iterable):
+        raise TypeError(f"{what} must be a path (str or os.PathLike) or a sequence of paths, not {type(paths).__name__}")
+    else:
+        items = list(paths)
+    out: list[PathArg] = []
+    for item in items:
+        if not isinstance(item, (str, os.PathLike)) or not isinstance(os.fspath(item), str):
+            raise TypeError(f"{what} must be paths (str or os.PathLike); got {type(item).__name__} {item!r:.80}")
+        out.append(item)
+    return out
+
+
 def clean_raw(raw: RawDocument) -> Document:
     """Clean a read file into the :class:`Document` that citations point into."""
     doc = clean_text(raw.text, raw.source)
@@ -172,7 +204,7 @@ def text_document(source: str, text: str) -> Document:
 
 
 def update_index(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Paths,
     index_dir: str | os.PathLike[str] = "index",
     model: str | None = None,
     *,
@@ -182,16 +214,17 @@ def update_index(
     full: bool = False,
     strict: bool = False,
     lock_timeout: float | None = None,
+    precision: str | None = None,
 ) -> BuildReport:
     """Make the index hold exactly the files under ``paths``: add new ones, re-embed changed
     ones, drop removed ones. Refuses ("rebuild needed") an index built with another model,
     dimension, format or chunking, unless ``full``."""
     return sync_index(paths, index_dir, model, settings=settings, embedder=embedder, progress=progress,
-                      full=full, strict=strict, refuse_mismatch=True, lock_timeout=lock_timeout)
+                      full=full, strict=strict, refuse_mismatch=True, lock_timeout=lock_timeout, precision=precision)
 
 
 def sync_index(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Paths,
     index_dir: str | os.PathLike[str] = "index",
     model: str | None = None,
     *,
@@ -202,16 +235,18 @@ def sync_index(
     strict: bool = False,
     refuse_mismatch: bool = False,
     lock_timeout: float | None = None,
+    precision: str | None = None,
 ) -> BuildReport:
     """What ``rag build`` does: :func:`update_index`, but an index built with another model or
     chunking is rebuilt in full instead of refused (``refuse_mismatch=False``)."""
     t0 = time.perf_counter()
+    paths = as_paths(paths)
     progress = progress or _noop
     index = Path(index_dir)
     with writer_lock(index, lock_timeout):
         tidy(index)
         prev, warnings = _previous(index, required=False)
-        plan = _plan(index, prev, model, settings, embedder, full, refuse_mismatch, warnings)
+        plan = _plan(index, prev, model, settings, embedder, full, refuse_mismatch, warnings, precision)
         files, errors = collect_paths(paths)
         if strict and errors:
             raise errors[0]
@@ -222,7 +257,7 @@ def sync_index(
 
 
 def add_documents(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Paths,
     index_dir: str | os.PathLike[str] = "index",
     model: str | None = None,
     progress: Progress | None = None,
@@ -232,16 +267,18 @@ def add_documents(
     full: bool = False,
     strict: bool = False,
     lock_timeout: float | None = None,
+    precision: str | None = None,
 ) -> BuildReport:
     """Add the files under ``paths`` to the index (a file already there by name is replaced
     when its content changed). Creates the index when there is none."""
     t0 = time.perf_counter()
+    paths = as_paths(paths)
     progress = progress or _noop
     index = Path(index_dir)
     with writer_lock(index, lock_timeout):
         tidy(index)
         prev, warnings = _previous(index, required=False, must_read=True)
-        plan = _plan(index, prev, model, settings, embedder, full, True, warnings)
+        plan = _plan(index, prev, model, settings, embedder, full, True, warnings, precision)
         files, errors = collect_paths(paths)
         if strict and errors:
             raise errors[0]
@@ -263,6 +300,7 @@ def add_texts(
     replace_all: bool = False,
     full: bool = False,
     lock_timeout: float | None = None,
+    precision: str | None = None,
 ) -> BuildReport:
     """Add in-memory (source, text) pairs; with ``replace_all`` the index holds exactly them."""
     t0 = time.perf_counter()
@@ -272,7 +310,7 @@ def add_texts(
     with writer_lock(index, lock_timeout):
         tidy(index)
         prev, warnings = _previous(index, required=False, must_read=not replace_all)
-        plan = _plan(index, prev, model, settings, embedder, full, not replace_all, warnings)
+        plan = _plan(index, prev, model, settings, embedder, full, not replace_all, warnings, precision)
         members = {} if replace_all else _members(prev, plan)
         seen: set[str] = set()
         for d in docs:
@@ -284,7 +322,7 @@ def add_texts(
 
 
 def remove_documents(
-    sources: Sequence[str | os.PathLike[str]],
+    sources: Paths,
     index_dir: str | os.PathLike[str] = "index",
     *,
     progress: Progress | None = None,
@@ -297,6 +335,7 @@ def remove_documents(
     No model is loaded unless stored data from an older version must be recomputed.
     """
     t0 = time.perf_counter()
+    sources = as_paths(sources, "sources")
     progress = progress or _noop
     index = Path(index_dir)
     if not index.is_dir():  # say so before the lock creates the folder
@@ -318,12 +357,14 @@ def remove_documents(
 
 def index_status(
     index_dir: str | os.PathLike[str],
-    paths: Sequence[str | os.PathLike[str]] = (),
+    paths: Paths = (),
     *,
     verify: bool = False,
 ) -> IndexStatus:
     """Describe the index and compare its manifest (sha256 per source) with the files under
-    ``paths``. With ``verify``, every index file is checked against its checksum first."""
+    ``paths``. With ``verify``, every index file is checked against its checksum first. With
+    CURRENT missing, the newest version is described and ``warning`` says so."""
+    paths = as_paths(paths)
     files, _ = collect_paths(paths) if paths else ([], [])
     on_disk = {source_name(f): f for f in files}
     index = Path(index_dir)
@@ -334,7 +375,7 @@ def index_status(
             manifest, version = stored.manifest, stored.path
             warning = stored.warning.message if stored.warning else None
         else:
-            version = current_version(index)
+            version, warning = locate_version(index)
             manifest = read_manifest(version)
     except IndexError_ as exc:
         return IndexStatus(str(index_dir), False, None, 0, 0, None, tuple(sorted(on_disk)), (), (), str(exc))
@@ -349,6 +390,8 @@ def index_status(
         near_duplicates=manifest.near_duplicates,
         version=version.name,
         warning=warning,
+        precision=manifest.precision,
+        preferred_precision=rag_precision.choose(),
     )
 
 
@@ -394,8 +437,14 @@ def _plan(
     full: bool,
     refuse_mismatch: bool,
     warnings: list[str],
+    precision: str | None = None,
 ) -> _Plan:
+    """``precision``: what the caller asked for (else ``RAG_PRECISION``); without either an
+    index keeps its own (new vectors never mix with others) and a new one takes what this CPU
+    runs best (:func:`rag.precision.choose`)."""
     fingerprint = pipeline_fingerprint()
+    asked = getattr(embedder, "precision", "float32") if embedder is not None else rag_precision.requested(precision)
+    want = asked or (prev.manifest.precision if prev is not None else rag_precision.choose())
     if embedder is not None:
         name = embedder.name
     elif model is not None:
@@ -405,11 +454,13 @@ def _plan(
     if settings is None:
         settings = prev.manifest.settings if prev is not None else Settings()
     if prev is None:
-        return _Plan(name, settings, fingerprint, False, False, embedder, refuse_mismatch)
+        return _Plan(name, settings, fingerprint, False, False, embedder, refuse_mismatch, want)
     m = prev.manifest
     reasons = []
     if m.model != name:
         reasons.append(f"model {m.model!r}, not {name!r}")
+    if m.precision != want and name != TEST_HASH:
+        reasons.append(f"precision {m.precision}, not {want}")
     if embedder is not None and embedder.dimension != m.dimension:
         reasons.append(f"dimension {m.dimension}, not {embedder.dimension}")
     if (m.settings.chunk_chars, m.settings.chunk_overlap) != (settings.chunk_chars, settings.chunk_overlap):
@@ -423,7 +474,8 @@ def _plan(
             raise IndexIncompatibleError(f"{message}: rebuild needed (python -m rag build --full, or full=True)")
         warnings.append(f"{message}: rebuilding in full")
     reuse = not full and not reasons
-    return _Plan(name, settings, fingerprint, reuse, not full and m.fingerprint == fingerprint, embedder, refuse_mismatch)
+    return _Plan(name, settings, fingerprint, reuse, not full and m.fingerprint == fingerprint, embedder,
+                 refuse_mismatch, want)
 
 
 def _renamed(doc: Document, source: str) -> Document:
@@ -490,7 +542,7 @@ def _read_files(
     return docs, errors
 
 
-def _match_sources(sources: Sequence[str | os.PathLike[str]], members: dict[str, Document]) -> tuple[list[str], list[str]]:
+def _match_sources(sources: Sequence[PathArg], members: dict[str, Document]) -> tuple[list[str], list[str]]:
     """Members named by ``sources``: exact source names, paths, or folders holding them."""
     gone: list[str] = []
     missing: list[str] = []
@@ -549,6 +601,8 @@ def _publish(
         and prev.chunk_visibility is not None and prev.signatures is not None
         and _same_texts(prev, primaries)
     ):
+        if prev.path != index:  # nothing to publish: retention a writer killed while pruning missed
+            prune(index, prev.path.name)
         m = prev.manifest
         info = IndexInfo(str(prev.path), m.model, m.dimension, len(m.indexed), m.chunks,
                          round(time.perf_counter() - t0, 3), skipped)
@@ -568,13 +622,15 @@ def _publish(
             + (f" (skipped: {', '.join(skipped)})" if skipped else "") + kept
         )
     texts = [c.text for c in chunks]
-    vectors, visibility, embedder_name, dimension, embedded, reuse = _vectors(index, texts, plan, prev, progress)
+    vectors, visibility, embedder_name, dimension, embedded, reuse, precision = _vectors(index, texts, plan, prev,
+                                                                                         progress)
     if not reuse and plan.reuse_vectors:
         warnings.append(f"{index}: the model gives another dimension than the index; rebuilt in full")
     tokens = _tokens(texts, prev if plan.reuse_documents else None, progress)
     bm25 = _fit_bm25(tokens)
     sigs = _signatures(primaries, prev if plan.reuse_documents else None)
-    near = tuple(find_near_duplicates([d.source for d in primaries], [d.text for d in primaries], sigs))
+    near = tuple(find_near_duplicates([d.source for d in primaries], [d.text for d in primaries], sigs,
+                                      previous=_near_previous(prev) if plan.reuse_documents else None))
     progress("write", 0, 1)
     seconds = time.perf_counter() - t0
     content = IndexContent(
@@ -591,9 +647,11 @@ def _publish(
         bm25=bm25,
         near_duplicates=near,
         fingerprint=plan.fingerprint,
+        precision=precision,
         build_seconds=seconds,
     )
-    version = write_index(index, content)
+    based_on = prev.path.name if prev is not None and prev.path != index else None
+    version = write_index(index, content, based_on=based_on)
     progress("write", 1, 1)
     info = IndexInfo(str(version), embedder_name, dimension, len(primaries), len(chunks),
                      round(time.perf_counter() - t0, 3), skipped)
@@ -610,9 +668,10 @@ def _same_texts(prev: StoredIndex, primaries: list[Document]) -> bool:
 
 def _vectors(
     index: Path, texts: list[str], plan: _Plan, prev: StoredIndex | None, progress: Progress
-) -> tuple[np.ndarray, np.ndarray, str, int, int, bool]:
+) -> tuple[np.ndarray, np.ndarray, str, int, int, bool, str]:
     """Vectors and visibilities of ``texts``: reused by exact text from ``prev`` where the plan
-    allows, embedded otherwise. Returns (vectors, visibility, model, dimension, embedded, reused)."""
+    allows, embedded otherwise. Returns (vectors, visibility, model, dimension, embedded, reused,
+    precision)."""
     reuse = plan.reuse_vectors and prev is not None
     row_of: dict[str, int] = {}
     if reuse:
@@ -624,7 +683,7 @@ def _vectors(
     need_visibility = reuse and prev is not None and prev.chunk_visibility is None
     emb = plan.embedder
     if need or need_visibility or not reuse:
-        emb = emb or load_embedder(plan.model, batch_size=plan.settings.batch_size)
+        emb = emb or _embedder(plan.model, plan.settings.batch_size, plan.precision)
         if reuse and prev is not None and emb.dimension != prev.manifest.dimension:
             message = (f"{index}: the index has dimension {prev.manifest.dimension}, model {emb.name!r} "
                        f"gives {emb.dimension}")
@@ -669,7 +728,23 @@ def _vectors(
             assert prev is not None and prev.chunk_visibility is not None
             visibility[i] = prev.chunk_visibility[row_of[t]]
     embedded = sum(1 for t in texts if t in new_vec)
-    return vectors, visibility, name, dim, embedded, reuse
+    precision = getattr(emb, "precision", "float32") if emb is not None else plan.precision
+    return vectors, visibility, name, dim, embedded, reuse, precision
+
+
+_EMBEDDERS: dict[tuple[str, int, str], Embedder] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def _embedder(model: str, batch_size: int, precision: str) -> Embedder:
+    """The model for a build, loaded once per process (a load is 2-5 s: measured as most of a
+    small build's time in ``benchmarks/bench_build.py``); the packaged models' weights were
+    verified when it was loaded."""
+    key = (model, batch_size, precision)
+    with _EMBEDDERS_LOCK:
+        if key not in _EMBEDDERS:
+            _EMBEDDERS[key] = load_embedder(model, batch_size=batch_size, precision=precision)
+        return _EMBEDDERS[key]
 
 
 def _tokens(texts: list[str], prev: StoredIndex | None, progress: Progress) -> tuple[tuple[str, ...], ...]:
@@ -690,6 +765,14 @@ def _tokens(texts: list[str], prev: StoredIndex | None, progress: Progress) -> t
 
 def _fit_bm25(tokens: tuple[tuple[str, ...], ...]) -> BM25Index:
     return BM25Index.fit_tokens(tokens)
+
+
+def _near_previous(prev: StoredIndex | None) -> Previous | None:
+    """The index before and its near-duplicates, so that only what changed is compared again."""
+    if prev is None or prev.signatures is None or len(prev.signatures) != len(prev.documents):
+        return None
+    return Previous(tuple(prev.documents), tuple(d.text for d in prev.documents.values()), prev.signatures,
+                    prev.manifest.near_duplicates)
 
 
 def _signatures(primaries: list[Document], prev: StoredIndex | None) -> np.ndarray:

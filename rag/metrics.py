@@ -240,3 +240,46 @@ def percentile(values: Iterable[float], q: float) -> float:
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+_ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
+
+
+def squad_tokens(s: str) -> list[str]:
+    """SQuAD's official answer normalisation, then whitespace tokens: lower case, punctuation
+    removed, articles (a/an/the) removed (here after width folding, as for Chinese)."""
+    p = _prepare(s)
+    p = "".join(ch for ch in p if unicodedata.category(ch)[0] not in "PS")  # removed, as SQuAD's script does
+    return _ARTICLES_RE.sub(" ", p).split()
+
+
+def token_f1(pred: str, golds: str | Iterable[str]) -> float:
+    """SQuAD token F1: max over golds of the F1 of the bags of :func:`squad_tokens`.
+
+    With no (non-empty) gold: 1.0 iff the prediction has no tokens, else 0.0."""
+    from collections import Counter
+
+    gold_tokens = [t for t in (squad_tokens(g) for g in _as_list(golds)) if t]
+    pred_tokens = squad_tokens(pred)
+    if not gold_tokens:
+        return 1.0 if not pred_tokens else 0.0
+    best = 0.0
+    for g in gold_tokens:
+        common = sum((Counter(g) & Counter(pred_tokens)).values())
+        if common:
+            precision, recall = common / len(pred_tokens), common / len(g)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
+
+
+def answer_f1(pred: str, golds: str | Iterable[str]) -> float:
+    """The F1 reported everywhere: CMRC's character F1 (:func:`char_f1`) when the prediction or
+    a gold answer has a CJK character (Chinese sets hold answers such as "5.8%" too), SQuAD's
+    token F1 (:func:`token_f1`) when none has; an exact match (:func:`exact_match`) scores 1.0
+    either way."""
+    gold_list = _as_list(golds)
+    if exact_match(pred, gold_list) == 1.0:
+        return 1.0
+    if _CJK_RE.search(pred) or any(_CJK_RE.search(g) for g in gold_list):
+        return char_f1(pred, gold_list)
+    return token_f1(pred, gold_list)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 from .e5_runtime import E5Embedder
-from .embedding import Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder, load_query_embedder
+from .embedding import (TEST_HASH, Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder,
+                        load_query_embedder)
 from .errors import IndexIncompatibleError, QueryError, SourceNotFoundError
-from .lifecycle import BuildReport, Progress, add_texts, clean_raw, sync_index
+from .lifecycle import BuildReport, Paths, Progress, add_texts, clean_raw, sync_index
 from .loaders import read_document
 from .reader import Reader, ReaderSettings, corpus_cjk_share
 from .retriever import Retriever, dense_gate
-from .settings import Settings
+from .settings import Settings, check_k, check_mode
 from .span_answer import SpanAnswerer
 from .store import Manifest, load_index
 from .types import Answer, Document, Hit, IndexInfo
@@ -29,7 +30,7 @@ def clean_file(path: str | os.PathLike[str], settings: Settings | None = None) -
 
 
 def build_index(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Paths,
     index_dir: str | os.PathLike[str] = "index",
     model: str | None = None,
     *,
@@ -38,25 +39,30 @@ def build_index(
     progress: Progress | None = None,
     strict: bool = False,
     full: bool = False,
+    precision: str | None = None,
 ) -> IndexInfo:
-    """Make the index hold exactly the files and folders in ``paths``, incrementally.
+    """Make the index hold exactly the files and folders in ``paths`` (one path, ``str`` or
+    ``os.PathLike``, or a sequence of them; other types raise ``TypeError``), incrementally.
 
     Only new and changed documents are embedded; removed ones are dropped (see
     :func:`rag.lifecycle.sync_index`). ``full=True`` re-reads and re-embeds everything. An
     index built with another model or chunking is rebuilt in full. ``model=None`` and
-    ``settings=None`` mean the existing index's, or the defaults for a new one.
+    ``settings=None`` mean the existing index's, or the defaults for a new one. ``precision``
+    (:mod:`rag.precision`: "float32", "bf16", "int8"; default ``RAG_PRECISION``, else the
+    existing index's, else what this CPU runs best) is recorded in the manifest; an index built
+    at another one is rebuilt in full.
 
     Files that cannot be used are skipped with their reason (see ``IndexInfo.skipped``);
     with ``strict=True`` the first one raises instead. A build that yields no chunks raises
     :class:`NoDocumentsError` and leaves any existing index untouched.
     """
     return build_index_report(
-        paths, index_dir, model, settings=settings, embedder=embedder, progress=progress, strict=strict, full=full
-    ).info
+        paths, index_dir, model, settings=settings, embedder=embedder, progress=progress, strict=strict, full=full,
+        precision=precision).info
 
 
 def build_index_report(
-    paths: Sequence[str | os.PathLike[str]],
+    paths: Paths,
     index_dir: str | os.PathLike[str] = "index",
     model: str | None = None,
     *,
@@ -66,11 +72,12 @@ def build_index_report(
     strict: bool = False,
     full: bool = False,
     lock_timeout: float | None = None,
+    precision: str | None = None,
 ) -> BuildReport:
     """:func:`build_index`, returning the full :class:`BuildReport` (refused files with
     reasons, what was added, updated, removed, duplicates, near-duplicates, reuse counts)."""
     return sync_index(paths, index_dir, model, settings=settings, embedder=embedder, progress=progress,
-                      strict=strict, full=full, lock_timeout=lock_timeout)
+                      strict=strict, full=full, lock_timeout=lock_timeout, precision=precision)
 
 
 def build_index_from_texts(
@@ -82,11 +89,35 @@ def build_index_from_texts(
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     full: bool = False,
+    precision: str | None = None,
 ) -> IndexInfo:
     """Index in-memory texts given as (source name, text) pairs: the index holds exactly them
     (incrementally, like :func:`build_index`)."""
     return add_texts(items, index_dir, model, progress, settings=settings, embedder=embedder,
-                     replace_all=True, full=full).info
+                     replace_all=True, full=full, precision=precision).info
+
+
+def check_question(question: object) -> str:
+    """``question`` when it is usable text; else :class:`QueryError` says why."""
+    if not isinstance(question, str) or not question.strip():
+        raise QueryError("the question is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise QueryError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: not text any encoder or tokenizer takes
+        raise QueryError(
+            f"the question contains a lone surrogate (U+{ord(question[exc.start]):04X} at position {exc.start}), "
+            "which is not valid text"
+        ) from None
+    return question
+
+
+def check_query(question: object, k: object, mode: object) -> tuple[int, str | None]:
+    """Check a question and its ``k`` and ``mode`` (in that order) as :meth:`QA.ask` does,
+    without an index; returns ``k`` as an int and the mode."""
+    check_question(question)
+    return check_k(k), check_mode(mode)
 
 
 class QA:
@@ -127,22 +158,15 @@ class QA:
         vis = min(float(self.embedder.visibility([question])[0]), self.manifest.visibility)
         return dense_gate(vis, self.settings) > 0.0
 
-    def _check(self, question: str, k: int) -> None:
-        if not isinstance(question, str) or not question.strip():
-            raise QueryError("the question is empty")
-        if len(question) > MAX_QUESTION_CHARS:
-            raise QueryError(f"the question is {len(question)} characters long; the limit is {MAX_QUESTION_CHARS}")
-        if not isinstance(k, int) or k < 1 or k > 100:
-            raise QueryError(f"k must be an integer from 1 to 100, got {k!r}")
-
     def search(self, question: str, k: int = 5, mode: str | None = None) -> list[Hit]:
-        """The ``k`` best chunks for ``question``."""
-        self._check(question, k)
+        """The ``k`` best chunks for ``question`` (``k`` from 1 to :data:`rag.settings.K_MAX`;
+        ``mode`` one of :data:`rag.settings.MODES`, or None for the index's)."""
+        k, mode = check_query(question, k, mode)
         return self.retriever.search(question, k=k, mode=mode)
 
     def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
         """An extractive answer with citations, or ``found=False`` when the documents do not answer."""
-        self._check(question, k)
+        k, mode = check_query(question, k, mode)
         hits = self.retriever.search(question, k=k, mode=mode)
         if self.span is None:
             return self.reader.read(question, hits)
@@ -186,6 +210,9 @@ def load(
     """
     if reader not in (None, "span", "sentence"):
         raise QueryError(f"reader must be 'span' or 'sentence', not {reader!r}")
+    folder = os.fspath(index_dir) if isinstance(index_dir, (str, os.PathLike)) else None
+    if not isinstance(folder, str):  # None, a number, bytes: not a folder name
+        raise QueryError(f"the index folder must be a path (str or os.PathLike), not {type(index_dir).__name__}")
     path = Path(index_dir)
     stored = load_index(path, verify=verify)
     built_with = stored.manifest.model
@@ -194,10 +221,17 @@ def load(
             f"{path}: index was built with model {built_with!r}, not {canonical_name(model)!r}: rebuild needed"
         )
     if embedder is None:
-        embedder = load_query_embedder(built_with, batch_size=stored.manifest.settings.batch_size)
+        embedder = load_query_embedder(built_with, batch_size=stored.manifest.settings.batch_size,
+                                       precision=stored.manifest.precision)
     elif embedder.name != built_with:
         raise IndexIncompatibleError(
             f"{path}: index was built with model {built_with!r}, not {embedder.name!r}: rebuild needed"
+        )
+    elif getattr(embedder, "precision", "float32") != stored.manifest.precision and built_with != TEST_HASH:
+        raise IndexIncompatibleError(
+            f"{path}: index vectors were computed in {stored.manifest.precision}, the model given runs in "
+            f"{getattr(embedder, 'precision', 'float32')}: rebuild needed (python -m rag build --full) or load it "
+            "without a model"
         )
     if embedder.dimension != stored.manifest.dimension:
         raise IndexIncompatibleError(

@@ -5,8 +5,39 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
+from .errors import QueryError
+
 Mode = Literal["hybrid", "bm25", "dense"]
 MODES: tuple[str, ...] = ("hybrid", "bm25", "dense")
+
+K_MIN, K_MAX, K_DEFAULT = 1, 50, 5
+"""How many passages a question may retrieve: the one range of the API, the CLI and the UI."""
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_k(k: object, name: str = "k") -> int:
+    """``k`` as an int when it is a whole number from :data:`K_MIN` to :data:`K_MAX` (a float
+    such as the UI slider's ``5.0`` counts); anything else raises :class:`QueryError`."""
+    value: int | None = None
+    if isinstance(k, int) and not isinstance(k, bool):
+        value = k
+    elif isinstance(k, float) and k.is_integer():  # False for inf and nan
+        value = int(k)
+    if value is None or not K_MIN <= value <= K_MAX:
+        raise QueryError(f"{name} must be a whole number from {K_MIN} to {K_MAX}, got {_shown(k)}")
+    return value
+
+
+def check_mode(mode: object) -> str | None:
+    """``mode`` when it is one of :data:`MODES`, ``None`` (the index's default) when it is None;
+    anything else raises :class:`QueryError`."""
+    if mode is None or (isinstance(mode, str) and mode in MODES):
+        return mode
+    raise QueryError(f"unknown retrieval mode {_shown(mode)}; choose one of {', '.join(MODES)}")
 
 
 @dataclass(frozen=True)

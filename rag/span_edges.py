@@ -6,6 +6,11 @@ then whole function words (as jieba segments the span, so 目的 or 於是乎 in
 particles that never end an answer (的, 了, 等) and prepositions and conjunctions that never
 begin one (由於, 因為, 在, 被). The span is segmented in its folded (Simplified, same length)
 form, so one list serves both scripts.
+
+Latin-script spans are then widened to whole words: the reader's sub-word tokens put edges
+inside words ("3.2 million tonn", "territor", "lymphocy"); a span edge inside a run of Latin
+letters or digits (a decimal point or thousands comma between digits included) moves outwards
+to the run's end. Widening only: a person would accept "tonnes" for "tonn", never half a word.
 """
 
 from __future__ import annotations
@@ -19,8 +24,39 @@ TRAILING = frozenset("的 了 等 之 表示 说 指出 称 认为".split())
 
 
 def trim_span(text: str, start: int, end: int) -> tuple[int, int]:
-    """Offsets of ``text[start:end]`` without edge punctuation and edge function words.
-    A span of function words only is left as it is."""
+    """Offsets of ``text[start:end]`` without edge punctuation and edge function words, its
+    Latin-script edges widened to whole words (:func:`whole_words`). A span of function words
+    only is left as it is."""
+    start, end = _tidy(text, start, end)
+    return whole_words(text, start, end)
+
+
+def _is_word(text: str, i: int) -> bool:
+    """``text[i]`` is part of a Latin-script word or number (CJK characters are not)."""
+    if not 0 <= i < len(text):
+        return False
+    ch = text[i]
+    if ch in ".,":  # 3.2, 1,000: only between digits (an apostrophe is an edge: "Mallory's" -> Mallory)
+        return 0 < i < len(text) - 1 and text[i - 1].isdigit() and text[i + 1].isdigit()
+    return _latin(ch)
+
+
+def _latin(ch: str) -> bool:
+    return ch.isalnum() and ord(ch) < 0x2E80
+
+
+def whole_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """``[start, end)`` widened so that neither edge falls inside a Latin-script word."""
+    if end <= start:
+        return start, end
+    while start > 0 and _is_word(text, start) and _is_word(text, start - 1):
+        start -= 1
+    while end < len(text) and _is_word(text, end - 1) and _is_word(text, end):
+        end += 1
+    return start, end
+
+
+def _tidy(text: str, start: int, end: int) -> tuple[int, int]:
     start, end = _strip_punctuation(text, start, end)
     if end - start < 2:
         return start, end

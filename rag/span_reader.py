@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from . import e5
+from . import precision as rag_precision
 from .bert import BertLayer, BertModel, additive_mask, from_transformers
 from .e5_runtime import E5Embedder, E5Tokenizer, load_e5_embedder
 from .errors import ReaderError
@@ -103,18 +104,22 @@ class Encoder:
         return layer_tensors(e5.materialize(), range(first, 64))
 
 
-def load_encoder(model: E5Embedder | None = None, precision: str = "float32") -> Encoder:
+def load_encoder(model: E5Embedder | None = None, precision: str = "float32",
+                 first_layer: int = FROZEN_LAYERS) -> Encoder:
     """The encoder for the reader: ``model`` (the retriever's loaded e5, shared) or a fresh load
     with the int8 fast path. ``precision`` is how the reader's lower layers run
-    (:data:`LOWER_PRECISIONS`): "float32" runs float32 copies of them when ``model``'s are int8."""
+    (:data:`LOWER_PRECISIONS`): "float32" runs float32 copies of them when ``model``'s are int8.
+    ``first_layer``: the first layer the reader brings itself (the card's ``config``); 0 means
+    the reader is a whole encoder over the shared embeddings."""
     if precision not in LOWER_PRECISIONS:
         raise ReaderError(CARD_NAME, f"unknown lower-layer precision {precision!r} (known: {', '.join(LOWER_PRECISIONS)})")
     if model is None:
-        model = load_e5_embedder(fast=True)
+        model = load_e5_embedder()
     tokenizer = model.tokenizer
-    own = float32_layers(model.folder, model.bert) if precision == "float32" and model.int8 else None
-    return Encoder(tokenizer, LowerEncoder(model.bert, own_layers=own).eval(), int(tokenizer.pad_token_id),
-                   encoder_identity(model.folder))
+    own = (float32_layers(model.folder, model.bert, first_layer)
+           if precision == "float32" and model.int8 and first_layer > 0 else None)
+    return Encoder(tokenizer, LowerEncoder(model.bert, layers=first_layer, own_layers=own).eval(),
+                   int(tokenizer.pad_token_id), encoder_identity(model.folder))
 
 
 def lower_precision(card: Mapping[str, Any]) -> str:
@@ -205,26 +210,31 @@ class ReadResult:
 class SpanReader:
     """Reads question/passage pairs with the shipped head over the encoder's lower layers."""
 
-    def __init__(self, encoder: Encoder, head: SpanHead, card: Mapping[str, Any], *, threads: int = 1) -> None:
+    def __init__(self, encoder: Encoder, head: SpanHead, card: Mapping[str, Any], *, threads: int = 1,
+                 precision: str | None = None) -> None:
         self.encoder = encoder
         self.head = head
         self.card = dict(card)
         self.settings = WindowSettings(**card["windows"])
         self.threads = threads
+        #: arithmetic of the forward pass (:func:`rag.precision.choose`: bf16 where the CPU has it)
+        self.precision = rag_precision.choose(precision)
         self._passage_cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
 
     @classmethod
     def load(cls, model: E5Embedder | None = None, folder: Path = READER_DIR, *, threads: int = 2,
-             fast: bool = False) -> "SpanReader":
+             fast: bool = False, precision: str | None = None) -> "SpanReader":
         """``fast``: run the head's Linear layers in dynamic int8 like the encoder's. The head
         runs in float32 by default (the calibration is fitted on that path): int8 cost 1.3 points
         of validation F1 (0.578 against 0.591) and saved no time on 2 cores (ask median 273 ms
         int8, 263 ms float32 on the seed dev set)."""
-        encoder = load_encoder(model, lower_precision(read_card(folder)))
+        card = read_card(folder)
+        first = SpanModelConfig.from_dict(card["config"]).first_layer
+        encoder = load_encoder(model, lower_precision(card), first)
         head, card = load_head(folder, encoder.identity)
         if fast:
             e5.quantize_int8(head, pattern=None)
-        return cls(encoder, head, card, threads=threads)
+        return cls(encoder, head, card, threads=threads, precision=precision)
 
     def _passage(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
         hit = self._passage_cache.get(text)
@@ -249,10 +259,10 @@ class SpanReader:
         if not windows:
             return ReadResult(())
         ids, mask = pad_batch(windows, self.encoder.pad_id)
-        with torch_threads(self.threads), torch.inference_mode():
+        with torch_threads(self.threads), torch.inference_mode(), rag_precision.autocast(self.precision):
             m = torch.from_numpy(mask)
             start, end = self.head(self.encoder.lower(torch.from_numpy(ids), m), m)
-        s, e = start.numpy(), end.numpy()
+        s, e = start.float().numpy(), end.float().numpy()
         spans = [best_span(w, s[i], e[i]) for i, w in enumerate(windows)]
         return ReadResult(tuple(g for g in spans if g is not None), tuple(windows),
                           tuple(s[i] for i in range(len(windows))), tuple(e[i] for i in range(len(windows))))

@@ -7,7 +7,7 @@ document named by ``source`` (see :class:`Document`), so that
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 
@@ -29,12 +29,15 @@ class Edit:
 
 @dataclass(frozen=True)
 class CleaningReport:
-    """What cleaning did to one document, and why."""
+    """What cleaning did to one document, and why; ``encoding`` is how its file was decoded
+    (``""`` where unknown: a report made without a file). A :class:`Document` keeps it equal
+    to its own ``encoding``, so documents stored before the field existed load with it."""
 
     source: str
     original_chars: int
     cleaned_chars: int
     edits: tuple[Edit, ...] = ()
+    encoding: str = ""
 
     @property
     def removed_chars(self) -> int:
@@ -57,6 +60,7 @@ class CleaningReport:
     def summary(self) -> str:
         parts = [
             f"{self.source}: {self.original_chars} -> {self.cleaned_chars} characters"
+            + (f" (decoded as {self.encoding})" if self.encoding else "")
         ]
         counts = self.counts()
         chars = self.chars_by_reason()
@@ -74,6 +78,10 @@ class Document:
     report: CleaningReport
     sha256: str = ""
     encoding: str = "utf-8"
+
+    def __post_init__(self) -> None:
+        if self.report.encoding != self.encoding:  # the report names the encoding of its document
+            object.__setattr__(self, "report", replace(self.report, encoding=self.encoding))
 
 
 @dataclass(frozen=True)

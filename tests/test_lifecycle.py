@@ -266,3 +266,52 @@ def test_cli_errors_are_one_line(capsys, corpus: Path, argv, message):
 def test_cli_status_without_index(capsys, tmp_path: Path):
     code, out, _ = run(capsys, "status", "--index", str(tmp_path / "none"))
     assert code == 1 and "no usable index" in out
+
+
+class AtPrecision(HashEmbedder):
+    """A model whose vectors come from a given arithmetic (a stand-in for the real encoder)."""
+
+    def __init__(self, precision: str) -> None:
+        super().__init__(dimension=32)
+        self.name = "other-model"
+        self.precision = precision
+
+
+def test_precision_is_part_of_the_index(corpus: Path, monkeypatch):
+    monkeypatch.delenv("RAG_PRECISION", raising=False)
+    build_index_report([corpus], "index", embedder=AtPrecision("bf16"))
+    assert load_index(Path("index")).manifest.precision == "bf16"
+    st = index_status("index")
+    assert st.precision == "bf16" and st.preferred_precision in ("bf16", "float32")
+    new = write(Path("more"), "n.txt", "Another document about trains.")
+    # new vectors never mix with vectors of another arithmetic
+    with pytest.raises(IndexIncompatibleError, match="precision bf16, not float32.*rebuild needed"):
+        add_documents([new], "index", embedder=AtPrecision("float32"))
+    with pytest.raises(IndexIncompatibleError, match="computed in bf16.*float32: rebuild needed"):
+        rag.load("index", embedder=AtPrecision("float32"))
+    assert rag.load("index", embedder=AtPrecision("bf16")).manifest.precision == "bf16"
+    r = build_index_report([corpus], "index", embedder=AtPrecision("float32"))  # build: rebuilds in full
+    assert r.full and any("precision bf16, not float32" in w for w in r.warnings)
+    assert load_index(Path("index")).manifest.precision == "float32"
+
+
+def test_manifests_from_before_the_record_keep_their_arithmetic():
+    from rag.store import Manifest, legacy_precision
+
+    assert legacy_precision("multilingual-e5-small") == "int8"  # built on the int8 fast path
+    assert legacy_precision("all-MiniLM-L6-v2") == legacy_precision("test-hash") == "float32"
+    old = {"format_version": 1, "model": "multilingual-e5-small", "dimension": 384, "documents": [], "chunks": 0,
+           "files": {}}
+    assert Manifest.from_json(old).precision == "int8"
+    assert Manifest.from_json({**old, "precision": "bf16"}).precision == "bf16"
+
+
+def test_cli_precision_flag_and_status(capsys, corpus: Path, monkeypatch):
+    monkeypatch.delenv("RAG_PRECISION", raising=False)
+    assert main(["build", "docs", "--model", "test-hash", "--precision", "float32"]) == 0
+    capsys.readouterr()
+    assert main(["status"]) == 0
+    assert "model test-hash in float32" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # argparse refuses it
+        main(["build", "docs", "--precision", "fp8"])
+    assert "invalid choice: 'fp8'" in capsys.readouterr().err

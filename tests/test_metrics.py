@@ -202,3 +202,16 @@ def test_self_match(s: str) -> None:
 def test_percentile_within_range(xs: list[float]) -> None:
     p = percentile(xs, 95)
     assert min(xs) <= p <= max(xs) or math.isclose(p, max(xs))
+
+
+def test_token_f1_is_squads() -> None:
+    from rag.metrics import answer_f1, token_f1
+
+    assert token_f1("the Denver Broncos", "Denver Broncos") == 1.0  # articles and case are not words
+    assert token_f1("3.2 million tonn", "3.2 million tonnes") == pytest.approx(2 / 3)
+    assert token_f1("Broncos Denver", "Denver Broncos") == 1.0  # a bag of tokens, not a run
+    assert token_f1("", []) == 1.0 and token_f1("x", []) == 0.0
+    # English answers are scored by tokens, Chinese ones by characters (CMRC)
+    assert answer_f1("million tonnes", "3.2 million tonnes") == token_f1("million tonnes", "3.2 million tonnes")
+    assert answer_f1("增长5.8%", "5.8%") == char_f1("增长5.8%", "5.8%")
+    assert answer_f1("５．８％", "5.8%") == 1.0

@@ -36,3 +36,25 @@ def test_offsets_are_into_the_whole_text() -> None:
     start = text.index("趙")
     a, b = trim_span(text, start, text.index("，下一步"))
     assert text[a:b] == "趙志國" and a == start
+
+
+@pytest.mark.parametrize(
+    ("text", "cut", "want"),
+    [
+        ("It produced 3.2 million tonnes of steel.", "3.2 million tonn", "3.2 million tonnes"),
+        ("the territory of the empire", "territor", "territory"),
+        ("B lymphocytes are white cells", "lymphocy", "lymphocytes"),
+        ("worth 1,000 dollars", "1,0", "1,000"),
+        ("a 2.45 metre mirror", "2.4", "2.45"),
+        ("in the city of Sacramento", "acrament", "Sacramento"),
+        ("Garreth Mallory's office", "Garreth Mallory", "Garreth Mallory"),  # a possessive is not the name
+        # edges already on word boundaries, and CJK text, are left alone
+        ("opened in 1931. It is long", "1931", "1931"),
+        ("增長5.8%，比上半年", "5.8%", "5.8%"),
+        ("北京Olympic公園", "Olym", "Olympic"),
+    ],
+)
+def test_latin_spans_end_on_word_boundaries(text: str, cut: str, want: str) -> None:
+    start = text.index(cut)
+    a, b = trim_span(text, start, start + len(cut))
+    assert text[a:b] == want

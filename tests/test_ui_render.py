@@ -234,4 +234,5 @@ def test_chat_reply_appends_rendered_messages(service: QAService) -> None:
     assert len(history) == 2  # an empty question adds nothing
     history, _ = handlers.chat_reply(service, "x" * 3000, history, 5, "nonsense")
     assert "Could not answer" in history[-1]["content"] and "limit" in history[-1]["content"]
-    assert handlers.clamp_k("99") == handlers.K_MAX and handlers.clamp_k(None) == handlers.K_DEFAULT
+    history, _ = handlers.chat_reply(service, "前三季度增长多少？", history, 99, "hybrid")
+    assert "Could not answer" in history[-1]["content"] and "from 1 to 50" in history[-1]["content"]

@@ -111,6 +111,35 @@ def test_unusable_questions_are_errors_in_words(live: Live) -> None:
         live.ask("问" * 2500)
 
 
+def _call_raw_json(live: Live, api_name: str, body: str) -> tuple[str, Any]:
+    """Like :meth:`Live.call_raw`, with the request body as written (JSON's 1e999, a lone surrogate)."""
+    with httpx.Client(base_url=live.url, timeout=120) as http:
+        r = http.post(f"/gradio_api/call/{api_name}", content=body.encode("ascii"),
+                      headers={"content-type": "application/json"})
+        r.raise_for_status()
+        text = http.get(f"/gradio_api/call/{api_name}/{r.json()['event_id']}").text
+    events = re.findall(r"event: (\w+)\ndata: (.*)", text)
+    assert events, text
+    kind, payload = events[-1]
+    return kind, json.loads(payload) if payload and payload != "null" else None
+
+
+@pytest.mark.parametrize(
+    "body,message",
+    [
+        (r'{"data": ["\u589e\u957f\ud800\u591a\u5c11", 5, "hybrid"]}', "lone surrogate"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 1e999, "hybrid"]}', "k must be a whole number from 1 to 50"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 51, "hybrid"]}', "k must be a whole number from 1 to 50"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 2.5, "hybrid"]}', "k must be a whole number from 1 to 50"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 5, "nonsense"]}', "unknown retrieval mode"),
+    ],
+)
+def test_ask_refuses_bad_input_in_words(live: Live, body: str, message: str) -> None:
+    kind, data = _call_raw_json(live, "ask", body)
+    assert kind == "error", (kind, data)
+    assert message in json.dumps(data), data
+
+
 def test_documents_endpoint(live: Live) -> None:
     docs = live.client.predict(api_name="/documents")
     assert docs["model"] == "test-hash" and docs["chunks"] > 0

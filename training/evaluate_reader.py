@@ -1,16 +1,18 @@
-"""Validation EM/F1 of span readers, reader only (each question given its gold passage).
+"""Validation EM/F1 of span readers, reader only (each question given its gold passage), per
+language, and the words English spans cut.
 
-    python training/evaluate_reader.py ../shared/data/cmrc2018/cmrc2018_dev.json \
-        ../shared/data/cmrc2018/cmrc2018_trial.json ../shared/data/drcd/DRCD_dev.json \
-        --reader rag/models/reader [--reader OTHER ...] [--average] [--json OUT]
+    python -m training.evaluate_reader ../shared/data/cmrc2018/cmrc2018_dev.json \\
+        ../shared/data/drcd/DRCD_dev.json ../shared/data/squad/squad_v1.1_train.json.gz \\
+        --reader rag/models/reader [--reader OTHER ...] [--split SPLIT] [--json OUT]
 
-The questions are exactly the validation split the (first) reader was trained without (its
-``split.json``). The frozen lower layers run once per window and are shared by every reader
-compared. ``--average`` also scores the head whose weights are the mean of the given readers'
-(checkpoints of one training run), and ``--average-out DIR`` writes that head with a card.
-Readers run as shipped: float32 heads unless ``--int8``, questions and passages in the
-reader's form (Simplified) unless ``--script`` says otherwise. Each is scored on its raw span
-and on the span with its edges tidied as ``ask`` tidies them (``NAME+edges``).
+The questions are the validation split (``split.json``) of the first reader unless ``--split``
+names another, so readers are compared on the same questions. F1 is ``rag eval``'s
+(:func:`rag.metrics.answer_f1`: CMRC character F1 for Chinese, SQuAD token F1 for English).
+Each reader is scored on its raw span and with its edges tidied as ``ask`` tidies them
+(``NAME+edges``), at the precision ``ask`` runs it (:func:`rag.precision.choose`;
+``--precision`` overrides). ``cut_words`` counts English spans whose edge falls inside a word.
+``--average`` also scores the head whose weights are the mean of the given readers' (same
+configuration), ``--average-out DIR`` writes it with a card.
 """
 
 from __future__ import annotations
@@ -20,27 +22,19 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from train_reader import load_examples, predicted_span  # noqa: E402
-
-from rag import e5, span_reader  # noqa: E402
-from rag.hashing import sha256_file  # noqa: E402
-from rag.metrics import char_f1, exact_match  # noqa: E402
-from rag.span_features import (  # noqa: E402
-    WindowSettings,
-    make_windows,
-    pad_batch,
-    reader_form,
-    tokenize_passage,
-    tokenize_question,
-)
-from rag.span_model import SpanHead, SpanModelConfig  # noqa: E402
+from rag import precision as rag_precision
+from rag import span_reader
+from rag.hashing import sha256_file
+from rag.metrics import answer_f1, exact_match
+from rag.span_edges import trim_span, whole_words
+from rag.span_features import WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
+from rag.span_model import SpanHead, SpanModelConfig
+from training.reader_data import in_reader_form, load_all
 
 
 def averaged(heads: list[tuple[SpanHead, dict]]) -> tuple[SpanHead, dict]:
@@ -56,6 +50,10 @@ def averaged(heads: list[tuple[SpanHead, dict]]) -> tuple[SpanHead, dict]:
     return head.eval(), cards[-1]
 
 
+def cuts_a_word(text: str, start: int, end: int) -> bool:
+    return end > start and whole_words(text, start, end) != (start, end)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("data", nargs="+", type=Path)
@@ -64,71 +62,82 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--split", type=Path, default=None, help="split.json (default: the first reader's)")
     ap.add_argument("--average", action="store_true", help="also score the weight average of the readers")
     ap.add_argument("--average-out", type=Path, default=None, help="write the averaged head here")
-    ap.add_argument("--int8", action="store_true", help="score the heads with int8 Linear layers (SpanReader.load(fast=True))")
-    ap.add_argument("--lower", choices=span_reader.LOWER_PRECISIONS, default=None,
-                    help="how the lower layers run (default: as the first reader's card says)")
-    ap.add_argument("--max-val", type=int, default=0)
+    ap.add_argument("--precision", choices=rag_precision.PRECISIONS[:2], default=None)
+    ap.add_argument("--max-val", type=int, default=0, help="at most this many questions per language (0: all)")
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--script", choices=("reader", "as-is", "question"), default="reader",
-                    help="reader: question and passage in the reader's form (Simplified, as at query time); "
-                         "as-is: unconverted; question: only the question converted (mixed scripts)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    precision = rag_precision.choose(args.precision)
     readers = args.reader or [span_reader.READER_DIR]
     split_file = args.split or readers[0] / "split.json"
     if not split_file.is_file():
-        raise SystemExit(f"{split_file}: no such split file (a checkpoint has none: pass --split)")
-    split = json.loads(split_file.read_text(encoding="utf-8"))
-    wanted = set(split["validation_ids"])
-    val = [e for p in args.data for e in load_examples(p) if e.qid in wanted]
+        raise SystemExit(f"{split_file}: no such split file (pass --split)")
+    wanted = set(json.loads(split_file.read_text(encoding="utf-8"))["validation_ids"])
+    val = [in_reader_form(e) for e in load_all(args.data) if e.qid in wanted and e.answers]
     if args.max_val:
-        val = val[: args.max_val]
+        val = [e for lang in ("zh", "en") for e in [x for x in val if x.language == lang][: args.max_val]]
     if not val:
         raise SystemExit("none of the split's validation questions are in these data files")
 
-    encoder = span_reader.load_encoder(precision=args.lower or span_reader.lower_precision(span_reader.read_card(readers[0])))
-    tok, lower, pad_id = encoder.tokenizer, encoder.lower, encoder.pad_id
-    loaded = [span_reader.load_head(f, encoder.identity) for f in readers]
-    heads: dict[str, SpanHead] = {str(f): head for f, (head, _) in zip(readers, loaded)}
-    average_card: dict | None = None
+    cards = [span_reader.read_card(f) for f in readers]
+    encoders: dict[tuple[str, int], span_reader.Encoder] = {}
+    heads: dict[str, tuple[SpanHead, span_reader.Encoder]] = {}
+    loaded = []
+    for folder, card in zip(readers, cards):
+        first = SpanModelConfig.from_dict(card["config"]).first_layer
+        key = (span_reader.lower_precision(card), first)
+        if key not in encoders:
+            encoders[key] = span_reader.load_encoder(None, key[0], first)
+        head, c = span_reader.load_head(folder, encoders[key].identity)
+        heads[str(folder)] = (head, encoders[key])
+        loaded.append((head, c))
     average_state: dict[str, torch.Tensor] = {}
+    average_card: dict | None = None
     if args.average or args.average_out:
         head, average_card = averaged(loaded)
-        heads["average"] = head
+        heads["average"] = (head, heads[str(readers[0])][1])
         average_state = {k: v.clone() for k, v in head.state_dict().items()}
-    if args.int8:
-        for head in heads.values():
-            e5.quantize_int8(head, pattern=None)
 
     settings = WindowSettings()
-    # each head as decoded raw, and with its span's edges tidied as ``ask`` does ("+edges")
-    scores: dict[str, tuple[list[float], list[float]]] = {
-        f"{name}{suffix}": ([], []) for name in heads for suffix in ("", "+edges")}
+    scores: dict[str, dict[str, list[list[float]]]] = {}
     t0 = time.time()
     for n, ex in enumerate(val):
-        question = ex.question if args.script == "as-is" else reader_form(ex.question)
-        context = reader_form(ex.context) if args.script == "reader" else ex.context
-        q_ids = tokenize_question(tok, question, settings)
-        p_ids, p_offs = tokenize_passage(tok, context)
-        windows = make_windows(tok, q_ids, p_ids, p_offs, settings=settings)
-        ids, mask = pad_batch(windows, pad_id)
         golds = [a for a, _ in ex.answers]
-        with torch.inference_mode():
-            m = torch.from_numpy(mask)
-            hidden = lower(torch.from_numpy(ids), m)
-            for name, head in heads.items():
-                s, e = head(hidden, m)
-                for suffix, tidy in (("", False), ("+edges", True)):
-                    pred = predicted_span(windows, s.numpy(), e.numpy(), ex.context, tidy=tidy)
-                    scores[name + suffix][0].append(exact_match(pred, golds))
-                    scores[name + suffix][1].append(char_f1(pred, golds))
+        for name, (head, enc) in heads.items():
+            tok = enc.tokenizer
+            windows = make_windows(tok, tokenize_question(tok, ex.question, settings), *tokenize_passage(tok, ex.context),
+                                   settings=settings)
+            ids, mask = pad_batch(windows, enc.pad_id)
+            with torch.inference_mode(), rag_precision.autocast(precision):
+                m = torch.from_numpy(mask)
+                s, e = head(enc.lower(torch.from_numpy(ids), m), m)
+            s, e = s.float().numpy(), e.float().numpy()
+            guesses = [g for g in (best_span(w, s[i], e[i]) for i, w in enumerate(windows)) if g]
+            best = max(guesses, key=lambda g: g.score) if guesses else None
+            for suffix, tidy in (("", False), ("+edges", True)):
+                if best is None:
+                    a, b = 0, 0
+                else:
+                    a, b = trim_span(ex.context, best.start, best.end) if tidy else (best.start, best.end)
+                pred = ex.context[a:b]
+                row = scores.setdefault(name + suffix, {}).setdefault(ex.language, [[], [], []])
+                row[0].append(exact_match(pred, golds))
+                row[1].append(answer_f1(pred, golds))
+                row[2].append(float(ex.language == "en" and cuts_a_word(ex.context, a, b)))
         if (n + 1) % 200 == 0:
             print(f"  {n + 1}/{len(val)} questions, {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
-    result = {name: {"questions": len(val), "em": round(float(np.mean(em)), 4), "f1": round(float(np.mean(f1)), 4)}
-              for name, (em, f1) in scores.items()}
-    for name, r in result.items():
-        print(f"{name}: EM {r['em']:.4f} F1 {r['f1']:.4f} ({r['questions']} validation questions)")
+    result: dict[str, Any] = {
+        name: {lang: {"questions": len(em), "em": round(float(np.mean(em)), 4), "f1": round(float(np.mean(f1)), 4),
+                      **({"cut_words": int(sum(cut))} if lang == "en" else {})}
+               for lang, (em, f1, cut) in sorted(by_lang.items())}
+        for name, by_lang in scores.items()}
+    result["precision"] = precision
+    for name, by_lang in result.items():
+        if name != "precision":
+            print(f"{name}: " + "; ".join(f"{lang} EM {r['em']:.4f} F1 {r['f1']:.4f} ({r['questions']} q"
+                                          + (f", {r['cut_words']} cut words" if "cut_words" in r else "") + ")"
+                                          for lang, r in by_lang.items()))
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     if args.average_out and average_card is not None:

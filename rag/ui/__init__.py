@@ -6,6 +6,7 @@
 * :mod:`rag.ui.startup`  making sure the index exists and matches the documents at start
 * :mod:`rag.ui.handlers` what each UI event does, as plain functions over the service
 * :mod:`rag.ui.layout`   the Blocks layout and the wiring of events and API endpoints
+* :mod:`rag.ui.http_limits` request limits in front of Gradio's routes; the upload cache's cleanup
 * :mod:`rag.ui.app`      command line options and launch (``python app.py``)
 
 No retrieval logic lives here: every answer comes from :meth:`rag.QA.ask`.

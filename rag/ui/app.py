@@ -2,7 +2,9 @@
 
 Safe defaults: listens on 127.0.0.1 unless ``--host``/``GRADIO_SERVER_NAME`` say otherwise, no
 share link, no extra served paths (the index, uploads and documents folders are blocked from
-Gradio's file route), uploads capped at 5 MB, one index write at a time.
+Gradio's file route), uploads capped at 5 MB a file and 20 files a request (other requests at
+16 MB: :mod:`rag.ui.http_limits`), uploads never added deleted after an hour, Gradio's
+``/monitoring`` off unless ``--monitoring``, one index write at a time.
 
 This module is the program's front end, so it prints (progress while building, where the chat
 is served, errors in one line); the modules it calls never do.
@@ -39,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "0.0.0.0 exposes the chat to your network)")
     p.add_argument("--port", type=int, default=None,
                    help=f"port (default: $GRADIO_SERVER_PORT, or the first free one from {DEFAULT_PORT})")
+    p.add_argument("--monitoring", action="store_true",
+                   help="serve Gradio's traffic monitoring under /monitoring (off by default)")
+    p.add_argument("--upload-cache-seconds", type=int, default=None, metavar="S",
+                   help="delete uploads never added to the index after S seconds, checked every S seconds "
+                        "(default 3600)")
     return p
 
 
@@ -81,6 +88,10 @@ def resolve_address(host: str | None, port: int | None, env: Mapping[str, str]) 
 
 def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(list(argv) if argv is not None else None)
+    if args.upload_cache_seconds is not None and args.upload_cache_seconds <= 0:
+        print(f"error: --upload-cache-seconds {args.upload_cache_seconds}: must be a positive number of seconds",
+              file=sys.stderr)
+        return 1
     _offline_environment()
     try:
         host, port = resolve_address(args.host, args.port, os.environ)
@@ -114,16 +125,22 @@ def run(argv: Sequence[str] | None = None) -> int:
             # overlap (much of each is native code), and questions wait for the load anyway.
             print("Loading the model and index in the background …", file=sys.stderr)
             service.load_in_background()
+        from .http_limits import UPLOAD_CACHE_SECONDS
         from .layout import CSS, build_blocks, theme
         from .uploads import MAX_UPLOAD_BYTES
 
-        demo = build_blocks(service, default_mode=_default_mode(index))
+        cache_seconds = args.upload_cache_seconds or UPLOAD_CACHE_SECONDS
+        demo = build_blocks(service, default_mode=_default_mode(index), delete_cache=(cache_seconds, cache_seconds))
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    from starlette.middleware import Middleware
+
+    from .http_limits import RequestLimits
+
     blocked = [str(p.resolve()) for p in (index, uploads, docs)]
     demo.queue(max_size=256, default_concurrency_limit=1)
     try:
@@ -136,6 +153,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             quiet=True,
             show_error=True,
             max_file_size=MAX_UPLOAD_BYTES,
+            enable_monitoring=args.monitoring,
+            app_kwargs={"middleware": [Middleware(RequestLimits)]},
             allowed_paths=[],
             blocked_paths=blocked,
             ssr_mode=False,

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
-from rag.settings import MODES
+from rag.settings import K_DEFAULT, K_MAX, K_MIN
 
 from . import render
 from .service import QAService, UIProgress
@@ -27,20 +27,10 @@ EXAMPLES: tuple[str, ...] = (
 )
 """Example questions from the seed article: Simplified, Traditional and English."""
 
-K_MIN, K_MAX, K_DEFAULT = 1, 20, 5
-
-
-def clamp_k(k: Any) -> int:
-    try:
-        value = int(round(float(k)))
-    except (TypeError, ValueError):
-        return K_DEFAULT
-    return max(K_MIN, min(K_MAX, value))
-
-
-def check_mode(mode: Any) -> str | None:
-    """A known retrieval mode, or None for the index's default."""
-    return mode if isinstance(mode, str) and mode in MODES else None
+__all__ = ["EXAMPLES", "K_DEFAULT", "K_MAX", "K_MIN", "add_files", "ask_json", "chat_reply", "documents_json",
+           "documents_view"]
+# ``k`` and ``mode`` are checked by :meth:`rag.QA.ask` (:func:`rag.settings.check_k`, one range
+# for the API, the CLI and the slider): values outside it are refused in words, never clamped.
 
 
 def chat_reply(service: QAService, question: str, history: History | None, k: Any, mode: Any) -> tuple[History, str]:
@@ -52,7 +42,7 @@ def chat_reply(service: QAService, question: str, history: History | None, k: An
         return history, ""
     history.append({"role": "user", "content": render.render_question(q)})
     try:
-        answer = service.ask(q, k=clamp_k(k), mode=check_mode(mode))
+        answer = service.ask(q, k=k, mode=mode)
         reply = render.render_answer(answer, service.document_text)
     except RagError as exc:
         reply = render.render_error(str(exc))
@@ -62,8 +52,8 @@ def chat_reply(service: QAService, question: str, history: History | None, k: An
 
 def ask_json(service: QAService, question: str, k: Any = K_DEFAULT, mode: Any = None) -> dict[str, Any]:
     """The structured answer, as :func:`dataclasses.asdict` of :class:`rag.Answer`.
-    Raises :class:`rag.RagError` for an unusable question."""
-    return asdict(service.ask(question, k=clamp_k(k), mode=check_mode(mode)))
+    Raises :class:`rag.RagError` for an unusable question, ``k`` or ``mode``."""
+    return asdict(service.ask(question, k=k, mode=mode))
 
 
 def documents_json(service: QAService) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 Public endpoints (``gradio_client.Client(url).view_api()``):
 
-* ``/ask``            (question: str, k: int = 5, mode: "hybrid" | "bm25" | "dense")
+* ``/ask``            (question: str, k: int = 5 (1..50), mode: "hybrid" | "bm25" | "dense")
                       -> the :class:`rag.Answer` as a dict (``dataclasses.asdict``)
 * ``/documents``      () -> the indexed documents, model and build time
 * ``/add_documents``  (files: list of .txt/.md files) -> (status HTML, result dict)
@@ -21,9 +21,11 @@ import gradio as gr
 from gradio.events import api as gr_api
 
 from rag.errors import RagError
+from rag.settings import MODES
 
 from . import handlers
 from .service import QAService
+from .http_limits import UPLOAD_CACHE
 from .uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES
 
 Mode = Literal["hybrid", "bm25", "dense"]
@@ -116,7 +118,8 @@ def _discard_uploads(paths: Sequence[str] | None) -> None:
             pass
 
 
-def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: Sequence[str] = handlers.EXAMPLES) -> gr.Blocks:
+def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: Sequence[str] = handlers.EXAMPLES,
+                 delete_cache: tuple[int, int] | None = UPLOAD_CACHE) -> gr.Blocks:
     def ask(question: str, k: int = handlers.K_DEFAULT, mode: Mode = default_mode) -> dict[str, Any]:  # type: ignore[assignment]
         """Answer a question from the documents: the extracted sentence (`text`), the short answer
         (`span`), numbered `citations` (source, character offsets, quote), or `found` false with
@@ -152,7 +155,8 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
         return handlers.documents_view(service)
 
     demo: gr.Blocks
-    with gr.Blocks(title=TITLE, fill_width=False, analytics_enabled=False) as demo:
+    # delete_cache: Gradio deletes the uploads it holds once they are that old (never added ones).
+    with gr.Blocks(title=TITLE, fill_width=False, analytics_enabled=False, delete_cache=delete_cache) as demo:
         gr.HTML(_header())
         status = gr.HTML('<div class="rag-status">Loading the index… · 正在加载索引…</div>', elem_id="rag-status")
         with gr.Tabs():
@@ -199,7 +203,7 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
                             info="More passages: more candidates for the answer, slower.",
                         )
                         mode = gr.Radio(
-                            ["hybrid", "bm25", "dense"], value=default_mode,
+                            list(MODES), value=default_mode,
                             label="Retrieval mode · 检索方式",
                             info="hybrid: keywords + meaning; bm25: keywords only; dense: meaning only.",
                         )

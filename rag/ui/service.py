@@ -25,6 +25,7 @@ from rag.e5_runtime import E5Embedder
 from rag.embedding import Embedder, load_embedder
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
+from rag.settings import K_DEFAULT
 from rag.types import Answer, CleaningReport
 
 from .uploads import RefusedUpload, SavedUpload, Upload, UploadBatch, remove_saved, save_uploads
@@ -184,8 +185,9 @@ class QAService:
 
     # -- questions -----------------------------------------------------------------------
 
-    def ask(self, question: str, k: int = 5, mode: str | None = None) -> Answer:
-        return self.current().ask(question, k=k, mode=mode or None)
+    def ask(self, question: str, k: int = K_DEFAULT, mode: str | None = None) -> Answer:
+        """:meth:`rag.QA.ask` on the current index (which refuses a bad ``k`` or ``mode``)."""
+        return self.current().ask(question, k=k, mode=mode)
 
     def document_text(self, source: str) -> str:
         return self.current().document(source).text
@@ -259,7 +261,7 @@ class QAService:
             return qa.embedder
         if self._writer_embedder is None:
             report(0.03, "Loading the embedding model")
-            self._writer_embedder = load_embedder(qa.embedder.name)
+            self._writer_embedder = load_embedder(qa.embedder.name, precision=qa.manifest.precision)
         return self._writer_embedder
 
     def _rebuild(

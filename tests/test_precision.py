@@ -1,0 +1,54 @@
+"""One precision choice: what the CPU can do, the environment, an explicit value (fast tier)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rag import precision
+from rag.errors import RagError
+
+
+def _support(monkeypatch: pytest.MonkeyPatch, flags: set[str], mkldnn: bool = True) -> None:
+    monkeypatch.setattr(precision, "cpu_support", lambda: precision.CpuSupport(frozenset(flags), mkldnn))
+
+
+@pytest.mark.parametrize(("flags", "mkldnn", "want"), [
+    ({"avx2", "amx_bf16", "amx_tile"}, True, "bf16"),
+    ({"avx512f", "avx512_bf16"}, True, "bf16"),
+    ({"avx2", "fma"}, True, "float32"),  # no bf16 units: emulated bf16 is slower than float32
+    ({"amx_bf16"}, False, "float32"),  # torch's oneDNN cannot use them
+])
+def test_detect_reads_the_cpu(monkeypatch: pytest.MonkeyPatch, flags: set[str], mkldnn: bool, want: str) -> None:
+    _support(monkeypatch, flags, mkldnn)
+    monkeypatch.delenv(precision.ENV, raising=False)
+    assert precision.detect() == want
+    assert precision.choose() == want
+
+
+def test_environment_and_explicit_choice_override(monkeypatch: pytest.MonkeyPatch) -> None:
+    _support(monkeypatch, {"amx_bf16"})
+    monkeypatch.setenv(precision.ENV, "float32")
+    assert precision.choose() == "float32"
+    assert precision.choose("bf16") == "bf16"  # a flag beats the environment
+    monkeypatch.setenv(precision.ENV, "fp8")
+    with pytest.raises(RagError, match="RAG_PRECISION: unknown precision 'fp8'"):
+        precision.choose()
+    with pytest.raises(precision.PrecisionError, match="float32, bf16, int8"):
+        precision.choose("half")
+
+
+def test_autocast_runs_linear_layers_in_bf16_only_when_asked() -> None:
+    layer = torch.nn.Linear(8, 4)
+    x = torch.randn(2, 8)
+    with precision.autocast("bf16"):
+        assert layer(x).dtype == torch.bfloat16
+    for p in ("float32", "int8"):
+        with precision.autocast(p):
+            assert layer(x).dtype == torch.float32
+
+
+def test_this_machines_support_is_described() -> None:
+    support = precision.cpu_support()
+    assert isinstance(support.describe(), str) and support.describe()
+    assert precision.detect() in ("bf16", "float32")
