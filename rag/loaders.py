@@ -120,9 +120,15 @@ def collect_paths(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[Path], 
 
     def add(p: Path) -> None:
         rp = p.resolve()
-        if rp not in seen:
-            seen.add(rp)
-            files.append(p)
+        if rp in seen:
+            return
+        seen.add(rp)
+        try:  # the name is a source in the index's UTF-8 JSON and in every citation
+            str(p).encode("utf-8")
+        except UnicodeEncodeError:
+            problems.append(DocumentError(ascii(str(p))[1:-1], "the file name is not valid UTF-8 text; rename the file"))
+            return
+        files.append(p)
 
     for raw in paths:
         p = Path(raw)

@@ -439,3 +439,19 @@ def test_folder_with_japanese_and_korean_files_builds(tmp_path: Path):
     assert report.info.documents == 3
     [err] = report.errors
     assert err.path.endswith("noise.txt") and "cannot decode" in err.reason
+
+
+def test_file_names_that_are_not_utf8_are_skipped_with_a_reason(tmp_path: Path) -> None:
+    import os
+
+    from rag.loaders import collect_paths
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "good.txt").write_text("The bridge opened in 1931.", encoding="utf-8")
+    bad = os.fsdecode(bytes(docs) + b"/bad\xff.txt")  # a name with a byte that is not UTF-8
+    Path(bad).write_text("工业增加值增长5.8%。", encoding="utf-8")
+    files, problems = collect_paths([docs])
+    assert [f.name for f in files] == ["good.txt"]
+    assert len(problems) == 1 and "not valid UTF-8" in str(problems[0]) and "\\udcff" in str(problems[0])
+    str(problems[0]).encode("utf-8")  # the message itself prints anywhere
