@@ -3,7 +3,7 @@
 Writes the first ``--n`` passages of a SQuAD-format file as documents, then times, in one
 process: (1) float32 sentence-transformers embedding the passages' chunks, the reference the
 issue names; (2) ``rag.build_index`` over the documents at the precision this CPU picks
-(:func:`rag.precision.choose`), cold (the model loaded inside the build) and warm (a second,
+(:func:`rag.encoder.precision.choose`), cold (the model loaded inside the build) and warm (a second,
 full rebuild in the same process: the model loads once per process); each build's stages
 from its progress callback (read, chunk, embed, bm25, near-duplicates + write)::
 
@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import rag
-from rag import precision
-from rag.embedding import load_embedder
+from rag.encoder import precision
+from rag.index.embedding import load_embedder
 
 STAGES = ("read", "chunk", "embed", "bm25", "write")
 

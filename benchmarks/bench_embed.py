@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> dict[str, object]:
     import sentence_transformers  # noqa: F401 - imported here so load times exclude it
     import torch
 
-    from rag import e5
+    from rag.encoder import e5
 
     torch.set_num_threads(args.threads)
     texts = load_passages(args.data, args.n, args.chars)
@@ -131,7 +131,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--repeat", type=int, default=1, help="timed runs per engine; the best is kept")
     parser.add_argument("--mode", dest="modes", action="append", choices=["fast", "float32"],
                         help="sentence-transformers variants to time (default: both)")
-    parser.add_argument("--cache-dir", type=Path, default=None, help="model cache (default: rag.e5's)")
+    parser.add_argument("--cache-dir", type=Path, default=None, help="model cache (default: rag.encoder.e5's)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
     args.modes = [m == "fast" for m in (args.modes or ["fast", "float32"])]

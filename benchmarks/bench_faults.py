@@ -2,7 +2,7 @@
 
 Each run copies a template index (the "before" state, two versions so that a publish also
 prunes), starts one writer on it and kills it with SIGKILL: at each of the store's fault steps
-(``RAG_FAULT_STEP``, :data:`rag.store.FAULT_STEPS`) once per operation, then at random moments
+(``RAG_FAULT_STEP``, :data:`rag.index.store.FAULT_STEPS`) once per operation, then at random moments
 until ``--runs`` writers have been killed. After each run it checks, with public functions only:
 
 * broken: the index does not load, or a fresh load answers neither exactly like the index
@@ -42,10 +42,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 import rag
-from rag.lexical import tokenize
-from rag.lifecycle import add_documents, remove_documents
+from rag.index.lexical import tokenize
+from rag.index.lifecycle import add_documents, remove_documents
 from rag.pipeline import build_index_report
-from rag.store import FAULT_ENV, FAULT_STEPS
+from rag.index.store import FAULT_ENV, FAULT_STEPS
 
 MODEL = "test-hash"
 OPS = ("build", "add", "remove")

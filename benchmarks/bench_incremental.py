@@ -2,7 +2,7 @@
 
 Documents are the first ``--n`` contexts of a SQuAD-format JSON file (one file each). The
 benchmark builds the full ``n``-document index from scratch (the baseline), then builds the
-first ``n - 1`` documents and adds the last one with :func:`rag.lifecycle.add_documents`, and
+first ``n - 1`` documents and adds the last one with :func:`rag.index.lifecycle.add_documents`, and
 checks that both indexes hold the same chunks and vectors. It then times re-embedding one
 changed document (``build``, which checks every file's sha256), removing one, and a build
 with nothing to do. Each timed call loads its model itself, as a separate call of the API
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args(argv)
 
-    from rag.embedding import canonical_name, load_embedder
-    from rag.lifecycle import add_documents, remove_documents
+    from rag.index.embedding import canonical_name, load_embedder
+    from rag.index.lifecycle import add_documents, remove_documents
     from rag.pipeline import build_index_report
-    from rag.store import load_index
+    from rag.index.store import load_index
 
     passages = load_passages(args.data, args.n)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-inc-"))
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     model = canonical_name(args.model)
     warm = load_embedder(model)  # imports torch & co. once, outside every timing
     warm.encode(["warm up"], kind="passage")
-    from rag.lexical import tokenize
+    from rag.index.lexical import tokenize
 
     tokenize("預熱分詞器 warm up the tokenizer")
     embedder = warm if args.shared_embedder else None

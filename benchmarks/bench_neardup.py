@@ -4,14 +4,14 @@ Every document is one ~200-character template filled with other names, places an
 (seeded), the case that fills MinHash band buckets with thousands of documents; one in fifty
 is a light edit of an earlier one (a real near-duplicate). For each size the script times
 
-* ``full``: :func:`rag.neardup.find_near_duplicates` over all ``n`` documents (a fresh build);
+* ``full``: :func:`rag.ingest.neardup.find_near_duplicates` over all ``n`` documents (a fresh build);
 * ``add``: the near-duplicate work of adding one document to the ``n``-document index, as
-  :mod:`rag.lifecycle` does it: the new document's signature, then the search with the
-  previous result passed in (``previous=``, when the installed :mod:`rag.neardup` has it; an
+  :mod:`rag.index.lifecycle` does it: the new document's signature, then the search with the
+  previous result passed in (``previous=``, when the installed :mod:`rag.ingest.neardup` has it; an
   older one recomputes everything). Several adds with different names; each is checked
   against a full pass over the ``n + 1`` documents (the same pairs, or the script fails).
 
-With ``--end-to-end N`` it also times :func:`rag.lifecycle.add_texts` of one document into an
+With ``--end-to-end N`` it also times :func:`rag.index.lifecycle.add_texts` of one document into an
 ``N``-document index (test embedder), the whole add as a user sees it.
 
 Wall and CPU time are reported (the machine may be shared). Example::
@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from rag import neardup
+from rag.ingest import neardup
 
 T = TypeVar("T")
 
@@ -149,7 +149,7 @@ def run_size(n: int, adds: int, incremental: bool) -> dict[str, Any]:
 
 def end_to_end(n: int) -> dict[str, Any]:
     """``add_texts`` of one document into an ``n``-document index built with the test embedder."""
-    from rag.lifecycle import add_texts
+    from rag.index.lifecycle import add_texts
 
     sources, texts = corpus(n + 1)
     with tempfile.TemporaryDirectory(prefix="bench-neardup-") as tmp:
@@ -161,13 +161,13 @@ def end_to_end(n: int) -> dict[str, Any]:
 
 
 def load_baseline(path: Path) -> ModuleType:
-    """``path`` imported as ``rag.neardup`` (its relative imports resolve inside ``rag``)."""
-    spec = importlib.util.spec_from_file_location("rag.neardup", path)
+    """``path`` imported as ``rag.ingest.neardup`` (its relative imports resolve inside ``rag``)."""
+    spec = importlib.util.spec_from_file_location("rag.ingest.neardup", path)
     if spec is None or spec.loader is None:
         raise SystemExit(f"{path}: cannot be imported")
     module = importlib.util.module_from_spec(spec)
     module.__package__ = "rag"
-    sys.modules["rag.neardup"] = module
+    sys.modules["rag.ingest.neardup"] = module
     spec.loader.exec_module(module)
     return module
 
@@ -180,8 +180,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="also time lifecycle.add_texts of one document into an N-document index")
     parser.add_argument("--label", default="", help="a name for this run in the JSON (e.g. before, after)")
     parser.add_argument("--baseline", type=Path, default=None, metavar="FILE",
-                        help="time this copy of rag/neardup.py instead of the installed one, e.g. the code "
-                             "before a change: git show HEAD:rag/neardup.py > /tmp/neardup_before.py")
+                        help="time this copy of rag/ingest/neardup.py instead of the installed one, e.g. the code "
+                             "before a change: git show HEAD:rag/ingest/neardup.py > /tmp/neardup_before.py")
     parser.add_argument("--json", type=Path, default=Path(__file__).resolve().parent / "results" / "bench_neardup.json",
                         help="where to write the results (default benchmarks/results/bench_neardup.json)")
     args = parser.parse_args(argv)

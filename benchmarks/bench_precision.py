@@ -2,7 +2,7 @@
 
 Embeds passages with sentence-transformers (as index builds do) and encodes questions on the
 plain-torch runtime (as queries do) at each precision, and reports throughput and the cosine of
-each vector to its float32 one (min / median), plus what :func:`rag.precision.detect` picks on
+each vector to its float32 one (min / median), plus what :func:`rag.encoder.precision.detect` picks on
 this CPU. Ratios within one run are what to compare: machines here are shared and noisy::
 
     python -m benchmarks.bench_precision ../shared/data/drcd/DRCD_dev.json \\
@@ -22,8 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from rag import e5, precision
-from rag.e5_runtime import E5Embedder
+from rag.encoder import e5
+from rag.encoder import precision
+from rag.encoder.e5_runtime import E5Embedder
 
 PRECISIONS = ("float32", "bf16", "int8")
 

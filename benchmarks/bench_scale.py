@@ -45,9 +45,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from rag.chunking import split_sentences  # noqa: E402
-from rag.datasets import EvalSet, load_eval_set  # noqa: E402
-from rag.metrics import percentile  # noqa: E402
+from rag.ingest.chunking import split_sentences  # noqa: E402
+from rag.evaluation.datasets import EvalSet, load_eval_set  # noqa: E402
+from rag.evaluation.metrics import percentile  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 DEFAULT_DATA = (
@@ -111,8 +111,8 @@ def _sentence_pool(sets: Sequence[EvalSet]) -> list[str]:
 def synthesize(pool: Sequence[str], n_chunks: int, settings: Any, seed: int) -> list[tuple[str, str]]:
     """Documents of real sentences, drawn with a seeded RNG, until the core's chunker would
     make at least ``n_chunks`` chunks of them."""
-    from rag.chunking import chunk_document
-    from rag.clean import clean_text
+    from rag.ingest.chunking import chunk_document
+    from rag.ingest.clean import clean_text
 
     rng = random.Random(seed)
     docs: list[tuple[str, str]] = []
@@ -201,9 +201,9 @@ class StageClock:
 
 def phase_embed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """Embed a sample of real chunks with the model: throughput, and the vector pool."""
-    from rag.chunking import chunk_document
-    from rag.clean import clean_text
-    from rag.embedding import load_embedder
+    from rag.ingest.chunking import chunk_document
+    from rag.ingest.clean import clean_text
+    from rag.index.embedding import load_embedder
     from rag.settings import Settings
 
     settings = Settings()
@@ -241,7 +241,7 @@ def phase_embed(args: argparse.Namespace, work: Path) -> dict[str, Any]:
 
 def phase_build(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import rag
-    from rag.embedding import load_embedder
+    from rag.index.embedding import load_embedder
     from rag.settings import Settings
 
     settings = Settings()

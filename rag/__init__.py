@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from .errors import RagError
-from .lifecycle import (
+from rag.errors import RagError
+from rag.index.lifecycle import (
     BuildReport,
     Duplicate,
     IndexStatus,
@@ -13,11 +13,11 @@ from .lifecycle import (
     remove_documents,
     update_index,
 )
-from .neardup import NearDuplicate
-from .pipeline import QA, build_index, build_index_from_texts, clean_file, load
-from .settings import Settings
-from .store import LoadWarning
-from .types import Answer, Chunk, Citation, CleaningReport, Document, Hit, IndexInfo
+from rag.ingest.neardup import NearDuplicate
+from rag.pipeline import QA, build_index, build_index_from_texts, clean_file, load
+from rag.settings import Settings
+from rag.index.store import LoadWarning
+from rag.types import Answer, Chunk, Citation, CleaningReport, Document, Hit, IndexInfo
 
 __version__ = "0.1.0"
 

@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from .errors import RagError
-from .precision import PRECISIONS
-from .settings import K_DEFAULT, K_MAX, K_MIN, MODES
-from .terminal import escape, escape_json, say
-from .types import Answer, Hit, to_jsonable
+from rag.errors import RagError
+from rag.encoder.precision import PRECISIONS
+from rag.settings import K_DEFAULT, K_MAX, K_MIN, MODES
+from rag.terminal import escape, escape_json, say
+from rag.types import Answer, Hit, to_jsonable
 
 
 def _one(value: object) -> str:
@@ -47,7 +47,7 @@ def _print_json(obj: Any) -> None:
 
 
 def _settings_overrides(args: argparse.Namespace) -> Any:
-    from .settings import Settings
+    from rag.settings import Settings
 
     if args.chunk_chars is None and args.chunk_overlap is None:
         return None  # the index's settings, or the defaults for a new index
@@ -88,7 +88,7 @@ def _report_json(report: Any) -> dict[str, Any]:
 
 
 def _cmd_build(args: argparse.Namespace) -> int:
-    from .pipeline import build_index_report
+    from rag.pipeline import build_index_report
 
     progress = None if args.json else _progress_printer(sys.stderr)
     report = build_index_report(args.paths or ["docs"], args.index, args.model, settings=_settings_overrides(args),
@@ -101,7 +101,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from .lifecycle import add_documents
+    from rag.index.lifecycle import add_documents
 
     progress = None if args.json else _progress_printer(sys.stderr)
     report = add_documents(args.paths, args.index, args.model, progress, settings=_settings_overrides(args),
@@ -114,7 +114,7 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    from .lifecycle import remove_documents
+    from rag.index.lifecycle import remove_documents
 
     report = remove_documents(args.sources, args.index)
     if args.json:
@@ -129,7 +129,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from .lifecycle import index_status
+    from rag.index.lifecycle import index_status
 
     st = index_status(args.index, args.paths, verify=args.verify)
     if args.json:
@@ -143,7 +143,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     say(f"index {_one(args.index)} ({_one(st.version)}): {st.documents} document(s), {st.chunks} chunk(s), "
         f"model {_one(st.model)} in {_one(st.precision)}, built {_one(st.created)}")
     if st.precision != st.preferred_precision:
-        say(f"this machine computes {_one(st.preferred_precision)} vectors best (rag.precision); the index keeps "
+        say(f"this machine computes {_one(st.preferred_precision)} vectors best (rag.encoder.precision); the index keeps "
             f"{_one(st.precision)} until rebuilt: python -m rag build --full")
     if st.warning:
         say(f"warning: {_one(st.warning)}")
@@ -178,7 +178,7 @@ def _format_answer(ans: Answer) -> str:
 
 
 def _cmd_ask(args: argparse.Namespace) -> int:
-    from .pipeline import check_query, load
+    from rag.pipeline import check_query, load
 
     check_query(args.question, args.k, args.mode)  # before the model is loaded
     qa = load(args.index, model=args.model)
@@ -195,7 +195,7 @@ def _format_hit(h: Hit) -> str:
 
 
 def _cmd_search(args: argparse.Namespace) -> int:
-    from .pipeline import check_query, load
+    from rag.pipeline import check_query, load
 
     check_query(args.question, args.k, args.mode)  # before the model is loaded
     qa = load(args.index, model=args.model)
@@ -208,7 +208,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
 
 def _cmd_clean(args: argparse.Namespace) -> int:
-    from .pipeline import clean_file
+    from rag.pipeline import clean_file
 
     doc = clean_file(args.file)
     if args.json:
@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_clean)
 
     try:
-        from .evaluate import add_eval_parser
+        from rag.evaluation.evaluate import add_eval_parser
     except ImportError:
         pass
     else:

@@ -7,18 +7,18 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .e5_runtime import E5Embedder
-from .embedding import (TEST_HASH, Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder,
+from rag.encoder.e5_runtime import E5Embedder
+from rag.index.embedding import (TEST_HASH, Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder,
                         load_query_embedder)
-from .errors import IndexIncompatibleError, QueryError, SourceNotFoundError
-from .lifecycle import BuildReport, Paths, Progress, add_texts, clean_raw, sync_index
-from .loaders import read_document
-from .reader import Reader, ReaderSettings, corpus_cjk_share
-from .retriever import Retriever, dense_gate
-from .settings import Settings, check_k, check_mode
-from .span_answer import SpanAnswerer
-from .store import Manifest, load_index
-from .types import Answer, Document, Hit, IndexInfo
+from rag.errors import IndexIncompatibleError, QueryError, SourceNotFoundError
+from rag.index.lifecycle import BuildReport, Paths, Progress, add_texts, clean_raw, sync_index
+from rag.ingest.loaders import read_document
+from rag.answer.reader import Reader, ReaderSettings, corpus_cjk_share
+from rag.index.retriever import Retriever, dense_gate
+from rag.settings import Settings, check_k, check_mode
+from rag.answer.span_answer import SpanAnswerer
+from rag.index.store import Manifest, load_index
+from rag.types import Answer, Document, Hit, IndexInfo
 
 MAX_QUESTION_CHARS = 2000
 
@@ -45,10 +45,10 @@ def build_index(
     ``os.PathLike``, or a sequence of them; other types raise ``TypeError``), incrementally.
 
     Only new and changed documents are embedded; removed ones are dropped (see
-    :func:`rag.lifecycle.sync_index`). ``full=True`` re-reads and re-embeds everything. An
+    :func:`rag.index.lifecycle.sync_index`). ``full=True`` re-reads and re-embeds everything. An
     index built with another model or chunking is rebuilt in full. ``model=None`` and
     ``settings=None`` mean the existing index's, or the defaults for a new one. ``precision``
-    (:mod:`rag.precision`: "float32", "bf16", "int8"; default ``RAG_PRECISION``, else the
+    (:mod:`rag.encoder.precision`: "float32", "bf16", "int8"; default ``RAG_PRECISION``, else the
     existing index's, else what this CPU runs best) is recorded in the manifest; an index built
     at another one is rebuilt in full.
 
@@ -124,7 +124,7 @@ class QA:
     """A loaded index: search it, ask it, read its documents."""
 
     def __init__(self, index_dir: Path, stored: "object", embedder: Embedder, span: SpanAnswerer | None = None) -> None:
-        from .store import StoredIndex
+        from rag.index.store import StoredIndex
 
         assert isinstance(stored, StoredIndex)
         self.index_dir = index_dir
@@ -247,7 +247,7 @@ def load(
 
 
 def _span_answerer(embedder: Embedder, documents: "dict[str, Document]", sentence_reader: Reader) -> SpanAnswerer:
-    from .span_reader import READER_DIR, SpanReader, calibration_of
+    from rag.answer.span_reader import READER_DIR, SpanReader, calibration_of
 
     shared = embedder if isinstance(embedder, E5Embedder) else None
     folder = Path(os.environ["RAG_READER_DIR"]) if os.environ.get("RAG_READER_DIR") else READER_DIR

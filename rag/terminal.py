@@ -11,7 +11,7 @@ Escaped: C0 controls (newline and tab kept on request), DEL, C1 controls, the bi
 embeddings, overrides and isolates, the line and paragraph separators, and lone surrogates (a
 file name that is not valid UTF-8, which could not be printed at all).
 
-:func:`say` is the one print of the command line (:mod:`rag.cli`, :mod:`rag.cli_eval`); library
+:func:`say` is the one print of the command line (:mod:`rag.cli`, :mod:`rag.evaluation.cli`); library
 modules never print.
 """
 

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from rag.lexical import tokenize
+from rag.index.lexical import tokenize
 from rag.pipeline import build_index_report
-from rag.store import FAULT_ENV, writer_lock
+from rag.index.store import FAULT_ENV, writer_lock
 
 tokenize("前三季度工业增加值同比增长")  # load jieba's dictionary once, in the server
 # bm25s's progress bars would give each writer a multiprocessing lock (a named semaphore) that a

@@ -1,4 +1,4 @@
-"""rag.bert: the plain-torch BERT computes what transformers' BertModel computes."""
+"""rag.encoder.bert: the plain-torch BERT computes what transformers' BertModel computes."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rag.bert import BertModel, BertShape, from_transformers
+from rag.encoder.bert import BertModel, BertShape, from_transformers
 
 
 @pytest.fixture(scope="module")

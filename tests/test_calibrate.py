@@ -12,7 +12,7 @@ from training_scripts import load_script
 def _rows(cal, n_articles: int = 40):  # type: ignore[no-untyped-def]
     """Answerable questions have a wide reader margin and a well-covered sentence; removed-passage
     ones a narrow margin; near misses a wide margin but a word of the question missing."""
-    from rag.span_answer import FEATURES
+    from rag.answer.span_answer import FEATURES
 
     rng = random.Random(0)
     rows = []
@@ -59,7 +59,7 @@ def test_refit_from_rows_writes_a_calibration_that_refuses_near_misses(tmp_path:
     card = json.loads((reader / "reader.json").read_text(encoding="utf-8"))
     assert card["name"] == "test" and card["calibration"]["data"]["near_miss"] == 120
     assert card["calibration"]["data"]["near_miss_fitted"] is True
-    from rag.span_answer import FEATURES, Calibration
+    from rag.answer.span_answer import FEATURES, Calibration
 
     written = Calibration.from_dict(card["calibration"])
     assert len(written.weights) == len(FEATURES) and 0 < written.answer_at <= written.span_at < 1

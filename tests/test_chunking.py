@@ -1,8 +1,8 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.chunking import chunk_document, split_sentences
-from rag.clean import clean_text
+from rag.ingest.chunking import chunk_document, split_sentences
+from rag.ingest.clean import clean_text
 from rag.types import CleaningReport, Document
 
 

@@ -1,7 +1,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.clean import (
+from rag.ingest.clean import (
     BOILERPLATE,
     NAVIGATION,
     PINYIN,
@@ -122,7 +122,7 @@ def test_megabyte_lines_clean_quickly():
 
 
 def test_long_lines_judged_like_short_ones():
-    from rag.clean import _fold_long
+    from rag.ingest.clean import _fold_long
     from rag.normalize import fold
 
     line = "後來，ＡＢＣ乾隆年間 發展｜" * 3_000

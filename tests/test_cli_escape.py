@@ -177,7 +177,7 @@ def test_eval_output_is_escaped(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 
 
 def test_standalone_eval_entry_escapes_errors(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    from rag.cli_eval import main as eval_main
+    from rag.evaluation.cli import main as eval_main
 
     code = eval_main([str(tmp_path / f"no-such{EVIL}{C1}.jsonl")])
     out, err = capsys.readouterr()

@@ -1,4 +1,4 @@
-"""rag.datasets: SQuAD (CMRC/DRCD flavours) and JSON-lines evaluation sets."""
+"""rag.evaluation.datasets: SQuAD (CMRC/DRCD flavours) and JSON-lines evaluation sets."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.datasets import (
+from rag.evaluation.datasets import (
     EvalPassage,
     EvalQuestion,
     EvalSet,

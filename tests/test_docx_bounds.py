@@ -1,5 +1,5 @@
 """A .docx is read within fixed bounds: ``word/document.xml`` is decompressed through a byte
-limit (:data:`rag.extractors.MAX_DOCX_XML_BYTES`) before any XML parser sees it, its declared
+limit (:data:`rag.ingest.extractors.MAX_DOCX_XML_BYTES`) before any XML parser sees it, its declared
 size is checked first, and no other part of the package is decompressed at all."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import DocumentError
-from rag.extractors import MAX_DOCX_XML_BYTES, docx_text
+from rag.ingest.extractors import MAX_DOCX_XML_BYTES, docx_text
 
 W = "http://schemas.openxmlformats.org/wordprocessingml/2006/main"
 BODY = (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<w:document xmlns:w="{W}"><w:body>'

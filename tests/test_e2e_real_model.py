@@ -51,8 +51,8 @@ def test_chat_upload_embeds_with_sentence_transformers(tmp_path: Path, seed_path
     sentence-transformers like every build, and then answered from."""
     import shutil
 
-    from rag.e5_runtime import E5Embedder
-    from rag.embedding import SentenceTransformerEmbedder
+    from rag.encoder.e5_runtime import E5Embedder
+    from rag.index.embedding import SentenceTransformerEmbedder
     from rag.ui.service import QAService
     from rag.ui.uploads import Upload
 

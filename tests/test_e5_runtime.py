@@ -1,4 +1,4 @@
-"""rag.e5_runtime.E5Tokenizer: the transformers-style calls rag makes, on a tiny tokenizer."""
+"""rag.encoder.e5_runtime.E5Tokenizer: the transformers-style calls rag makes, on a tiny tokenizer."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.e5_runtime import E5Tokenizer
+from rag.encoder.e5_runtime import E5Tokenizer
 from rag.errors import ModelError
 
 
@@ -62,14 +62,14 @@ def test_missing_special_tokens_are_a_model_error(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def tiny_model(tmp_path: Path) -> Path:
-    from rag import e5
+    from rag.encoder import e5
     from test_e5 import write_tiny_e5
 
     return e5.materialize(tmp_path / "cache", source=write_tiny_e5(tmp_path / "tiny-q4.bin").path)
 
 
 def test_runtime_refuses_same_size_garbage_weights(tiny_model: Path) -> None:
-    from rag.e5_runtime import E5Embedder
+    from rag.encoder.e5_runtime import E5Embedder
     from test_e5 import _garble_weights
 
     E5Embedder(tiny_model, precision="float32")  # intact: loads
@@ -81,7 +81,7 @@ def test_runtime_refuses_same_size_garbage_weights(tiny_model: Path) -> None:
 @pytest.mark.parametrize("fast", [True, False], ids=["int8", "float32"])
 def test_runtime_non_finite_weights_are_a_model_error(tiny_model: Path, fast: bool) -> None:
     """Today: a RuntimeError from the int8 quantiser, or NaN vectors in float32."""
-    from rag.e5_runtime import E5Embedder
+    from rag.encoder.e5_runtime import E5Embedder
     from test_e5 import _set_weight
 
     _set_weight(tiny_model, "encoder.layer.1.intermediate.dense.weight", float("inf"), fix_manifest=True)
@@ -90,8 +90,8 @@ def test_runtime_non_finite_weights_are_a_model_error(tiny_model: Path, fast: bo
 
 
 def test_runtime_loads_the_rebuilt_folder_after_tampering(tmp_path: Path) -> None:
-    from rag import e5
-    from rag.e5_runtime import E5Embedder
+    from rag.encoder import e5
+    from rag.encoder.e5_runtime import E5Embedder
     from test_e5 import _garble_weights, write_tiny_e5
 
     source = write_tiny_e5(tmp_path / "tiny-q4.bin").path

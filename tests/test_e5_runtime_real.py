@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import rag
-from rag.e5_runtime import E5Embedder, load_e5_embedder
-from rag.embedding import load_embedder
+from rag.encoder.e5_runtime import E5Embedder, load_e5_embedder
+from rag.index.embedding import load_embedder
 
 pytestmark = pytest.mark.slow
 

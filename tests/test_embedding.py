@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from rag.embedding import DEFAULT_MODEL, HashEmbedder, canonical_name, load_embedder
+from rag.index.embedding import DEFAULT_MODEL, HashEmbedder, canonical_name, load_embedder
 from rag.errors import ModelError
 
 
@@ -39,7 +39,7 @@ def test_minilm_folder_is_verified_against_its_package_record(tmp_path, monkeypa
     import json
     from pathlib import Path
 
-    from rag import embedding
+    from rag.index import embedding
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))
     folder = embedding._minilm_path()
@@ -60,7 +60,7 @@ def test_minilm_folder_is_verified_against_its_package_record(tmp_path, monkeypa
 
 
 def test_minilm_weights_differing_from_the_record_are_refused(tmp_path, monkeypatch):
-    from rag import embedding
+    from rag.index import embedding
     from rag.errors import ModelWeightsError
 
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path))

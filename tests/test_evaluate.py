@@ -1,4 +1,4 @@
-"""rag.evaluate: aggregation checked by hand on a scripted QA stub, then end to end on the
+"""rag.evaluation.evaluate: aggregation checked by hand on a scripted QA stub, then end to end on the
 tiny SQuAD fixture and a JSON-lines set with the deterministic ``test-hash`` embedder."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from rag.cli_eval import add_eval_parser
-from rag.datasets import EvalQuestion, EvalSet, load_squad
+from rag.evaluation.cli import add_eval_parser
+from rag.evaluation.datasets import EvalQuestion, EvalSet, load_squad
 from rag.errors import RagError
-from rag.eval_report import render_table
-from rag.evaluate import (
+from rag.evaluation.report import render_table
+from rag.evaluation.evaluate import (
     COMPARE_MODES,
     EvalResult,
     paragraph_spans,
@@ -284,7 +284,7 @@ class TestEndToEnd:
             {"id": "2", "question": "火星上有几座城市？", "answers": [], "paragraphs": []},
         ]
         qfile.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows), encoding="utf-8")
-        from rag.datasets import load_jsonl
+        from rag.evaluation.datasets import load_jsonl
 
         result = run_eval(load_jsonl(qfile), tmp_path / "idx", modes=("bm25",), progress=False)
         s = result.summary("bm25")

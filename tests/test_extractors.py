@@ -11,8 +11,8 @@ import pytest
 
 import rag
 from rag.errors import DocumentError
-from rag.extractors import docx_text, html_main_text, pdf_text
-from rag.loaders import read_document
+from rag.ingest.extractors import docx_text, html_main_text, pdf_text
+from rag.ingest.loaders import read_document
 
 HTML = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>新聞</title>
 <script>var tracker = "前三季度 script text must not appear";</script><style>p { color: red }</style></head>
@@ -232,9 +232,9 @@ def test_zip_that_is_not_docx_refused():
 def test_docx_zip_bomb_refused(monkeypatch):
     import zipfile
 
-    import rag.extractors
+    import rag.ingest.extractors
 
-    monkeypatch.setattr(rag.extractors, "_MAX_EXPANSION", 2)  # 2 MiB for a small file, to keep the test fast
+    monkeypatch.setattr(rag.ingest.extractors, "_MAX_EXPANSION", 2)  # 2 MiB for a small file, to keep the test fast
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as z:
         z.writestr("word/document.xml", "<w:document/>")

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import rag
 from rag.errors import NoDocumentsError
-from rag.lifecycle import add_documents, remove_documents
+from rag.index.lifecycle import add_documents, remove_documents
 from rag.pipeline import build_index_report
-from rag.store import load_index
+from rag.index.store import load_index
 
 ARTICLE = ("前三季度，全国规模以上工业增加值同比增长5.8%，比上半年加快0.2个百分点。工业投资连续八个月保持两位数增长。"
            "高技术制造业增加值同比增长8.9%，明显快于全部规模以上工业。")

@@ -12,11 +12,11 @@ import pytest
 
 import rag
 from rag.cli import main
-from rag.embedding import HashEmbedder
+from rag.index.embedding import HashEmbedder
 from rag.errors import IndexCorruptError, NotAnIndexError, UnsafeIndexPathError
-from rag.lifecycle import add_documents, index_status, remove_documents, sync_index, update_index
+from rag.index.lifecycle import add_documents, index_status, remove_documents, sync_index, update_index
 from rag.pipeline import build_index_report
-from rag.store import LOCK, POINTER, current_version, load_index
+from rag.index.store import LOCK, POINTER, current_version, load_index
 
 INDEX_MARKER = ".rag-index"
 VERSION_MARKER = ".rag-version"
@@ -201,7 +201,7 @@ def test_lost_pointer_loads_the_newest_intact_version_with_a_warning(docs: Path)
 
 
 def test_lost_pointer_add_keeps_every_version_and_the_model(docs: Path, monkeypatch: pytest.MonkeyPatch):
-    import rag.lifecycle
+    import rag.index.lifecycle
 
     def only_test_hash(name: str | None = None, **kwargs: object) -> HashEmbedder:
         assert name == "test-hash", f"the writer switched to model {name!r}"
@@ -210,7 +210,7 @@ def test_lost_pointer_add_keeps_every_version_and_the_model(docs: Path, monkeypa
     index = Path("index")
     first, second = two_versions(docs, index)
     (index / POINTER).unlink()
-    monkeypatch.setattr(rag.lifecycle, "load_embedder", only_test_hash)
+    monkeypatch.setattr(rag.index.lifecycle, "load_embedder", only_test_hash)
     r = add_documents([write(Path("more"), "one.txt", "One more document about ferries.")], index)
     assert first.is_dir() and second.is_dir()  # nothing that was not a failed write is deleted
     assert any(second.name in w for w in r.warnings)

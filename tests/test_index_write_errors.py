@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 import rag
-from rag import lifecycle, store
+from rag.index import lifecycle
+from rag.index import store
 from rag.cli import main
 from rag.errors import IndexError_, RagError
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.lexical import BM25Index, tokenize, words
+from rag.index.lexical import BM25Index, tokenize, words
 
 
 def test_tokenize_folds_traditional_and_width():

@@ -11,12 +11,12 @@ import pytest
 
 import rag
 from rag.cli import main
-from rag.embedding import HashEmbedder
+from rag.index.embedding import HashEmbedder
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexNotFoundError, NoDocumentsError, SourceNotFoundError
-from rag.lifecycle import add_documents, index_status, remove_documents, update_index
+from rag.index.lifecycle import add_documents, index_status, remove_documents, update_index
 from rag.pipeline import build_index_report
 from rag.settings import Settings
-from rag.store import POINTER, current_version, load_index
+from rag.index.store import POINTER, current_version, load_index
 
 ARTICLE = ("前三季度，全国规模以上工业增加值同比增长5.8%，比上半年加快0.2个百分点。工业投资连续八个月保持两位数增长。"
            "高技术制造业增加值同比增长8.9%，明显快于全部规模以上工业。装备制造业增长7.4%，对工业增长的贡献率超过四成。"
@@ -161,7 +161,7 @@ def test_model_and_chunking_mismatch_refused_unless_full(corpus: Path):
 
 
 def test_other_format_version_refused_by_add_rebuilt_by_build(corpus: Path):
-    from rag.store import _digest
+    from rag.index.store import _digest
 
     build_index_report([corpus], "index", "test-hash")
     mpath = current_version(Path("index")) / "manifest.json"
@@ -186,10 +186,10 @@ def test_corrupt_index_refused_by_add(corpus: Path):
 
 
 def test_changed_cleaning_code_recleans_without_reembedding(corpus: Path, monkeypatch):
-    import rag.lifecycle
+    import rag.index.lifecycle
 
     build_index_report([corpus], "index", "test-hash")
-    monkeypatch.setattr(rag.lifecycle, "pipeline_fingerprint", lambda: "another-version")
+    monkeypatch.setattr(rag.index.lifecycle, "pipeline_fingerprint", lambda: "another-version")
     r = build_index_report([corpus], "index")
     assert r.published and r.embedded_chunks == 0 and r.unchanged == ("docs/article.txt", "docs/bridge.txt", "docs/library.md")
     assert rag.load("index").manifest.fingerprint == "another-version"
@@ -296,7 +296,7 @@ def test_precision_is_part_of_the_index(corpus: Path, monkeypatch):
 
 
 def test_manifests_from_before_the_record_keep_their_arithmetic():
-    from rag.store import Manifest, legacy_precision
+    from rag.index.store import Manifest, legacy_precision
 
     assert legacy_precision("multilingual-e5-small") == "int8"  # built on the int8 fast path
     assert legacy_precision("all-MiniLM-L6-v2") == legacy_precision("test-hash") == "float32"

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import DocumentError
-from rag.loaders import collect_paths, decode_bytes, read_document
+from rag.ingest.loaders import collect_paths, decode_bytes, read_document
 
 TEXT = "前三季度規模以上工業增加值同比增長5.8%。\n數據顯示，增長較快。"
 
@@ -150,7 +150,7 @@ def test_binary_with_text_suffix_refused(tmp_path: Path):
 def test_ten_megabyte_line_reads_and_chunks_in_linear_time(tmp_path: Path):
     import time
 
-    from rag.chunking import chunk_document
+    from rag.ingest.chunking import chunk_document
     from rag.types import CleaningReport, Document
 
     p = tmp_path / "line.txt"
@@ -233,21 +233,21 @@ def test_every_bad_file_fails_alone_in_a_build(tmp_path: Path, seed_path: Path):
 
 
 def test_unexpected_failure_of_one_file_is_contained(tmp_path: Path, monkeypatch):
-    import rag.lifecycle
+    import rag.index.lifecycle
     from rag.pipeline import build_index_report
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("The bridge was built in 1890.", encoding="utf-8")
     (docs / "boom.txt").write_text("This one makes the cleaner fail.", encoding="utf-8")
-    real = rag.lifecycle.clean_raw
+    real = rag.index.lifecycle.clean_raw
 
     def flaky(raw):
         if raw.source.endswith("boom.txt"):
             raise RecursionError("maximum recursion depth exceeded")
         return real(raw)
 
-    monkeypatch.setattr(rag.lifecycle, "clean_raw", flaky)
+    monkeypatch.setattr(rag.index.lifecycle, "clean_raw", flaky)
     report = build_index_report([docs], tmp_path / "idx", "test-hash")
     assert report.info.documents == 1
     [err] = report.errors
@@ -416,7 +416,7 @@ def test_the_encoding_is_named_in_the_cleaning_report(tmp_path: Path):
 
 
 def test_report_encoding_survives_the_index_and_old_records_load():
-    from rag.store import _document_from_json, _document_json
+    from rag.index.store import _document_from_json, _document_json
     from rag.types import CleaningReport, Document
 
     doc = Document("a.txt", "text", CleaningReport("a.txt", 4, 4), "ab" * 32, "euc_jis_2004")
@@ -444,7 +444,7 @@ def test_folder_with_japanese_and_korean_files_builds(tmp_path: Path):
 def test_file_names_that_are_not_utf8_are_skipped_with_a_reason(tmp_path: Path) -> None:
     import os
 
-    from rag.loaders import collect_paths
+    from rag.ingest.loaders import collect_paths
 
     docs = tmp_path / "docs"
     docs.mkdir()

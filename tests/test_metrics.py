@@ -1,4 +1,4 @@
-"""Hand-computed cases for rag.metrics."""
+"""Hand-computed cases for rag.evaluation.metrics."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rag.metrics import (
+from rag.evaluation.metrics import (
     char_f1,
     contains_answer,
     exact_match,
@@ -205,7 +205,7 @@ def test_percentile_within_range(xs: list[float]) -> None:
 
 
 def test_token_f1_is_squads() -> None:
-    from rag.metrics import answer_f1, token_f1
+    from rag.evaluation.metrics import answer_f1, token_f1
 
     assert token_f1("the Denver Broncos", "Denver Broncos") == 1.0  # articles and case are not words
     assert token_f1("3.2 million tonn", "3.2 million tonnes") == pytest.approx(2 / 3)

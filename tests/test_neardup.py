@@ -1,6 +1,6 @@
 """Near-duplicate detection with bounded band buckets and incremental updates.
 
-* Buckets no larger than :data:`rag.neardup.BUCKET_CAP` give exactly the pairs unbounded
+* Buckets no larger than :data:`rag.ingest.neardup.BUCKET_CAP` give exactly the pairs unbounded
   banding gives (every pair sharing a bucket, decided by exact Jaccard).
 * An update from ``previous`` gives exactly the pairs a full pass gives, also when buckets are
   full (the cap is made tiny here so that they are).
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from rag import neardup
-from rag.neardup import BANDS, PERMUTATIONS, NearDuplicate, Previous, find_near_duplicates, signatures
+from rag.ingest import neardup
+from rag.ingest.neardup import BANDS, PERMUTATIONS, NearDuplicate, Previous, find_near_duplicates, signatures
 
 TEMPLATE = "{name} of the {city} office reported sales of {a} units in {month}, up {b}% on the year before."
 NAMES = ["Anna Berg", "Li Wei", "Zhang Min", "Omar Haddad", "Maria Rossi", "Chen Jing", "Ivan Petrov", "Sara Kim"]
@@ -177,8 +177,8 @@ def test_adding_one_document_to_a_templated_index_compares_few(monkeypatch: pyte
 
 
 def test_index_add_and_remove_reuse_the_previous_result(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    import rag.lifecycle as lifecycle
-    from rag.lifecycle import add_texts, remove_documents
+    import rag.index.lifecycle as lifecycle
+    from rag.index.lifecycle import add_texts, remove_documents
 
     rng = random.Random(2)
     docs = {f"t{i:02d}.txt": templated(rng) for i in range(24)}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rag import precision
+from rag.encoder import precision
 from rag.errors import RagError
 
 

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 
 import rag
-from rag import e5, precision
-from rag.chunking import split_sentences
-from rag.e5_runtime import E5Embedder
-from rag.embedding import load_embedder
+from rag.encoder import e5
+from rag.encoder import precision
+from rag.ingest.chunking import split_sentences
+from rag.encoder.e5_runtime import E5Embedder
+from rag.index.embedding import load_embedder
 
 pytestmark = pytest.mark.slow
 
@@ -73,7 +74,7 @@ def test_same_retrieval_and_answers_in_bf16(tmp_path: Path, seed_path: Path) -> 
 
 
 def test_reader_in_bf16_reads_like_float32(seed_path: Path) -> None:
-    from rag.span_reader import SpanReader
+    from rag.answer.span_reader import SpanReader
 
     doc = rag.clean_file(seed_path)
     sentences = [doc.text[s.start:s.end] for s in split_sentences(doc.text, 0, len(doc.text))][:12]

@@ -1,7 +1,7 @@
 import pytest
 
-from rag.question import parse_question, salient_words
-from rag.reader import extract_span
+from rag.answer.question import parse_question, salient_words
+from rag.answer.reader import extract_span
 
 
 @pytest.mark.parametrize(
@@ -53,7 +53,7 @@ def test_no_span_when_unsure():
 
 
 def test_alternatives_quote_the_next_best_sentences_with_exact_citations():
-    from rag.reader import Reader
+    from rag.answer.reader import Reader
     from rag.types import CleaningReport, Document, Hit
 
     text = ("前三季度，全国规模以上工业增加值同比增长5.8%。九月份，工业增加值同比增长4.5%。"
@@ -76,7 +76,7 @@ def test_alternatives_quote_the_next_best_sentences_with_exact_citations():
 
 
 def test_coverage_measures_how_much_of_the_question_a_text_states():
-    from rag.reader import Reader, TermCoverage
+    from rag.answer.reader import Reader, TermCoverage
     from rag.types import CleaningReport, Document
 
     text = "前三季度，全国规模以上工业增加值同比增长5.8%。"
@@ -94,7 +94,7 @@ def test_coverage_measures_how_much_of_the_question_a_text_states():
 
 
 def test_names_unknown_only_for_what_the_corpus_never_mentions():
-    from rag.reader import Reader
+    from rag.answer.reader import Reader
     from rag.types import CleaningReport, Document, Hit
 
     text = "前三季度，全国规模以上工业增加值同比增长5.8%。陶青介绍了有关情况。"
@@ -112,7 +112,7 @@ def test_names_unknown_only_for_what_the_corpus_never_mentions():
 
 
 def test_across_languages_the_sentence_naming_the_person_comes_first():
-    from rag.reader import Reader, ReaderSettings
+    from rag.answer.reader import Reader, ReaderSettings
     from rag.types import CleaningReport, Document, Hit
 
     text = "趙志國表示,將推進新型工業化。陶青說,將發揮綠色通道機制。"

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from rag.embedding import HashEmbedder
+from rag.index.embedding import HashEmbedder
 from rag.errors import QueryError
-from rag.lexical import BM25Index
-from rag.retriever import Retriever, dense_gate
+from rag.index.lexical import BM25Index
+from rag.index.retriever import Retriever, dense_gate
 from rag.settings import Settings
 from rag.types import Chunk
 

@@ -1,11 +1,11 @@
-"""Chinese names written in pinyin, found in Han text (rag.romanized)."""
+"""Chinese names written in pinyin, found in Han text (rag.answer.romanized)."""
 
 from __future__ import annotations
 
 import pytest
 
 from rag.normalize import fold
-from rag.romanized import romanized_names, syllables
+from rag.answer.romanized import romanized_names, syllables
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,9 @@ import dataclasses
 
 import pytest
 
-from rag.reader import NOT_FOUND
-from rag.span_answer import FEATURES, Calibration, SpanAnswerer
-from rag.span_features import SpanGuess
+from rag.answer.reader import NOT_FOUND
+from rag.answer.span_answer import FEATURES, Calibration, SpanAnswerer
+from rag.answer.span_features import SpanGuess
 from rag.types import Answer, Citation, CleaningReport, Document, Hit
 
 TEXT = (
@@ -251,7 +251,7 @@ def test_an_alternative_without_any_span_does_not_win() -> None:
 
 
 def test_coverage_features_describe_the_span_sentence_and_its_surroundings() -> None:
-    from rag.reader import TermCoverage
+    from rag.answer.reader import TermCoverage
 
     seen: list[str] = []
 

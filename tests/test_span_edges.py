@@ -1,6 +1,6 @@
 import pytest
 
-from rag.span_edges import trim_span
+from rag.answer.span_edges import trim_span
 
 
 @pytest.mark.parametrize(

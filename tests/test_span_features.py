@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.span_features import WindowSettings, answer_tokens, best_span, make_windows, pad_batch, reader_form
+from rag.answer.span_features import WindowSettings, answer_tokens, best_span, make_windows, pad_batch, reader_form
 
 
 class CharTokenizer:
@@ -129,7 +129,7 @@ def test_reader_form_reads_traditional_as_simplified() -> None:
 def test_the_reader_reads_a_simplified_question_and_a_traditional_passage_in_one_script() -> None:
     from types import SimpleNamespace
 
-    from rag.span_reader import SpanReader
+    from rag.answer.span_reader import SpanReader
 
     card = {"windows": SMALL.to_dict()}
     reader = SpanReader(SimpleNamespace(tokenizer=TOK), None, card)  # type: ignore[arg-type]

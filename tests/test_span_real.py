@@ -8,9 +8,10 @@ import pytest
 import torch
 
 import rag
-from rag import e5, span_reader
+from rag.encoder import e5
+from rag.answer import span_reader
 from rag.normalize import fold
-from rag.span_model import SpanHead, SpanModelConfig
+from rag.answer.span_model import SpanHead, SpanModelConfig
 
 pytestmark = pytest.mark.slow
 
@@ -84,7 +85,7 @@ def test_english_documents(english_qa, question: str, gold: str) -> None:
 def test_reader_layers_match_the_encoder_before_training() -> None:
     """The reader's lower layers and its own copy of the top layers compute what transformers'
     BertModel computes for the e5 weights (float32 on both sides)."""
-    from rag.e5_runtime import E5Embedder
+    from rag.encoder.e5_runtime import E5Embedder
 
     model = e5.load_sentence_transformer(e5.materialize(), precision="float32")
     bert = model[0].auto_model
@@ -108,7 +109,7 @@ def test_reader_layers_match_the_encoder_before_training() -> None:
 def test_float32_lower_layers_beside_an_int8_retriever() -> None:
     """With the retriever's layers in int8, the reader's lower layers are float32 copies that
     compute what the float32 encoder computes; the embeddings are shared, not copied."""
-    from rag.e5_runtime import E5Embedder
+    from rag.encoder.e5_runtime import E5Embedder
 
     fast = E5Embedder(e5.materialize(), precision="int8")
     exact = E5Embedder(e5.materialize(), precision="float32")

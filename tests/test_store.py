@@ -6,7 +6,7 @@ import pytest
 
 import rag
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexNotFoundError, NoDocumentsError
-from rag.store import POINTER, current_version
+from rag.index.store import POINTER, current_version
 
 
 def test_manifest_is_self_describing(hash_index: Path):
@@ -105,7 +105,7 @@ def test_edited_manifest_refused(index_copy: Path):
 
 
 def test_corrupt_current_falls_back_to_previous_version(index_copy: Path, seed_path: Path):
-    from rag.store import load_index
+    from rag.index.store import load_index
 
     old = current_version(index_copy)
     rag.build_index([seed_path], index_dir=index_copy, model="test-hash")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from rag import span_reader
+from rag.answer import span_reader
 from training import train_reader
 
 pytestmark = pytest.mark.slow

@@ -207,7 +207,7 @@ def test_add_uploads_swaps_in_the_new_index(service: QAService, tmp_path: Path) 
 
 
 def test_failed_add_leaves_index_untouched(service: QAService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag import lifecycle
+    from rag.index import lifecycle
 
     f = tmp_path / "note.md"
     f.write_text("# Note\n\nThe bridge is 42 metres long.", encoding="utf-8")

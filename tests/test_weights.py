@@ -1,4 +1,4 @@
-"""rag.weights: weight files checked by sha256 and for non-finite values, once per file version."""
+"""rag.encoder.weights: weight files checked by sha256 and for non-finite values, once per file version."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag import weights
+from rag.encoder import weights
 from rag.errors import ModelWeightsError, RagError
 
 

@@ -10,7 +10,7 @@ reader never trained on them) asked twice: against an index of all the set's pas
 the same questions against the full index (``training/near_miss.py``: a key noun swapped for
 another article's, so the passage is found but no longer answers; measured, fitted on only
 with ``--fit-near-miss``), plus the seed dev set against an index of ``docs/``. A logistic
-model over the features of ``rag.span_answer`` is fitted; its thresholds keep wrongly refused
+model over the features of ``rag.answer.span_answer`` is fitted; its thresholds keep wrongly refused
 answerable questions under ``--max-wrong-refusals``. Questions ``QA.ask`` refuses before the
 span reader (they name what the documents never mention) count as refused and are not fitted.
 Reported numbers are cross-fitted (two folds split by article: each half is scored by a model
@@ -36,11 +36,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import rag  # noqa: E402
-from rag.datasets import EvalQuestion, load_eval_set  # noqa: E402
-from rag.metrics import char_f1, contains_answer  # noqa: E402
-from rag.e5_runtime import E5Embedder  # noqa: E402
-from rag.span_answer import FEATURES, UNCALIBRATED, Calibration, SpanAnswerer  # noqa: E402
-from rag.span_reader import CARD_NAME, READER_DIR, SpanReader  # noqa: E402
+from rag.evaluation.datasets import EvalQuestion, load_eval_set  # noqa: E402
+from rag.evaluation.metrics import char_f1, contains_answer  # noqa: E402
+from rag.encoder.e5_runtime import E5Embedder  # noqa: E402
+from rag.answer.span_answer import FEATURES, UNCALIBRATED, Calibration, SpanAnswerer  # noqa: E402
+from rag.answer.span_reader import CARD_NAME, READER_DIR, SpanReader  # noqa: E402
 
 from near_miss import near_miss_questions  # noqa: E402
 

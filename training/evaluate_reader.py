@@ -7,9 +7,9 @@ language, and the words English spans cut.
 
 The questions are the validation split (``split.json``) of the first reader unless ``--split``
 names another, so readers are compared on the same questions. F1 is ``rag eval``'s
-(:func:`rag.metrics.answer_f1`: CMRC character F1 for Chinese, SQuAD token F1 for English).
+(:func:`rag.evaluation.metrics.answer_f1`: CMRC character F1 for Chinese, SQuAD token F1 for English).
 Each reader is scored on its raw span and with its edges tidied as ``ask`` tidies them
-(``NAME+edges``), at the precision ``ask`` runs it (:func:`rag.precision.choose`;
+(``NAME+edges``), at the precision ``ask`` runs it (:func:`rag.encoder.precision.choose`;
 ``--precision`` overrides). ``cut_words`` counts English spans whose edge falls inside a word.
 ``--average`` also scores the head whose weights are the mean of the given readers' (same
 configuration), ``--average-out DIR`` writes it with a card.
@@ -27,13 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from rag import precision as rag_precision
-from rag import span_reader
+from rag.encoder import precision as rag_precision
+from rag.answer import span_reader
 from rag.hashing import sha256_file
-from rag.metrics import answer_f1, exact_match
-from rag.span_edges import trim_span, whole_words
-from rag.span_features import WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
-from rag.span_model import SpanHead, SpanModelConfig
+from rag.evaluation.metrics import answer_f1, exact_match
+from rag.answer.span_edges import trim_span, whole_words
+from rag.answer.span_features import WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
+from rag.answer.span_model import SpanHead, SpanModelConfig
 from training.reader_data import in_reader_form, load_all
 
 

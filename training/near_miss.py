@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from rag.datasets import EvalQuestion, EvalSet  # noqa: E402
-from rag.lexical import STOPWORDS, _jieba_ready  # noqa: E402
+from rag.evaluation.datasets import EvalQuestion, EvalSet  # noqa: E402
+from rag.index.lexical import STOPWORDS, _jieba_ready  # noqa: E402
 from rag.normalize import fold  # noqa: E402
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")

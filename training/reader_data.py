@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from rag.span_features import reader_form
+from rag.answer.span_features import reader_form
 
 UNANSWERABLE_TRAIN = "squad:The_Legend_of_Zelda:_Twilight_Princess"
 UNANSWERABLE_HELD = "squad:Spectre_(2015_film)"

@@ -1,6 +1,6 @@
 """Train the span reader shipped in ``rag/models/reader/``: the encoder's layers from
 ``--first-layer`` up (default all 12) and a start/end head, in bf16 autocast where the CPU has
-bf16 units (:mod:`rag.precision`), over Chinese and English questions with real and made
+bf16 units (:mod:`rag.encoder.precision`), over Chinese and English questions with real and made
 "no answer" examples. Hours on 2 cores, so it runs in stages that fit a session::
 
     python -m training.train_reader ../shared/data/cmrc2018/cmrc2018_train.json \\
@@ -37,12 +37,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from rag import precision as rag_precision
-from rag import span_reader
+from rag.encoder import precision as rag_precision
+from rag.answer import span_reader
 from rag.hashing import sha256_file
-from rag.metrics import answer_f1, exact_match
-from rag.span_edges import trim_span
-from rag.span_features import (
+from rag.evaluation.metrics import answer_f1, exact_match
+from rag.answer.span_edges import trim_span
+from rag.answer.span_features import (
     Window,
     WindowSettings,
     answer_tokens,
@@ -52,7 +52,7 @@ from rag.span_features import (
     tokenize_passage,
     tokenize_question,
 )
-from rag.span_model import SpanHead, SpanModelConfig
+from rag.answer.span_model import SpanHead, SpanModelConfig
 from training.reader_data import (
     Example,
     in_reader_form,
@@ -150,7 +150,7 @@ def epoch_batches(feats, batch: int, seed: int, epoch: int) -> list[list[int]]: 
 
 def predicted_span(windows, start_logits, end_logits, context: str, tidy: bool = False) -> str:  # type: ignore[no-untyped-def]
     """The best span over all windows of one passage, as text ("" when no window has one);
-    with ``tidy``, its edges tidied as ``ask`` does (:func:`rag.span_edges.trim_span`)."""
+    with ``tidy``, its edges tidied as ``ask`` does (:func:`rag.answer.span_edges.trim_span`)."""
     guesses = [g for g in (best_span(w, start_logits[i], end_logits[i]) for i, w in enumerate(windows)) if g]
     best = max(guesses, key=lambda g: g.score) if guesses else None
     if best is None:
@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--off-passage", type=float, default=0.08,
                     help="this share of questions also asked of another paragraph of their article that lacks the answer")
     ap.add_argument("--precision", choices=rag_precision.PRECISIONS[:2], default=None,
-                    help="training arithmetic (default: rag.precision.choose(): bf16 where the CPU has it)")
+                    help="training arithmetic (default: rag.encoder.precision.choose(): bf16 where the CPU has it)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--checkpoint-minutes", type=float, default=15.0)
     ap.add_argument("--eval-questions", type=int, default=120, help="per language, at each checkpoint")

@@ -19,6 +19,6 @@ __all__ = ["run"]
 
 def run(argv: list[str] | None = None) -> int:
     """Start the chat server (see ``python app.py --help``)."""
-    from .app import run as _run
+    from rag.ui.app import run as _run
 
     return _run(argv)

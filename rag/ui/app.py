@@ -105,8 +105,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
     t0 = time.perf_counter()
     try:
-        from .service import QAService
-        from .startup import ensure_index
+        from rag.ui.service import QAService
+        from rag.ui.startup import ensure_index
 
         service = QAService(index, docs, uploads, model=args.model)
         sources = service.source_paths()
@@ -125,9 +125,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             # overlap (much of each is native code), and questions wait for the load anyway.
             print("Loading the model and index in the background …", file=sys.stderr)
             service.load_in_background()
-        from .http_limits import UPLOAD_CACHE_SECONDS
-        from .layout import CSS, build_blocks, theme
-        from .uploads import MAX_UPLOAD_BYTES
+        from rag.ui.http_limits import UPLOAD_CACHE_SECONDS
+        from rag.ui.layout import CSS, build_blocks, theme
+        from rag.ui.uploads import MAX_UPLOAD_BYTES
 
         cache_seconds = args.upload_cache_seconds or UPLOAD_CACHE_SECONDS
         demo = build_blocks(service, default_mode=_default_mode(index), delete_cache=(cache_seconds, cache_seconds))
@@ -139,7 +139,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 130
     from starlette.middleware import Middleware
 
-    from .http_limits import RequestLimits
+    from rag.ui.http_limits import RequestLimits
 
     blocked = [str(p.resolve()) for p in (index, uploads, docs)]
     demo.queue(max_size=256, default_concurrency_limit=1)
@@ -198,7 +198,7 @@ def _report_when_loaded(service: Any, t0: float) -> None:
 
 def _default_mode(index: Path) -> str:
     try:
-        from rag.store import current_version, read_manifest
+        from rag.index.store import current_version, read_manifest
 
         return read_manifest(current_version(index)).settings.mode
     except RagError:

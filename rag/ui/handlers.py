@@ -14,9 +14,9 @@ from typing import Any
 from rag.errors import RagError
 from rag.settings import K_DEFAULT, K_MAX, K_MIN
 
-from . import render
-from .service import QAService, UIProgress
-from .uploads import Upload, display_name
+from rag.ui import render
+from rag.ui.service import QAService, UIProgress
+from rag.ui.uploads import Upload, display_name
 
 History = list[dict[str, Any]]
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-from .uploads import MAX_FILES_PER_BATCH, MAX_UPLOAD_BYTES
+from rag.ui.uploads import MAX_FILES_PER_BATCH, MAX_UPLOAD_BYTES
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

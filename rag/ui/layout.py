@@ -23,10 +23,10 @@ from gradio.events import api as gr_api
 from rag.errors import RagError
 from rag.settings import MODES
 
-from . import handlers
-from .service import QAService
-from .http_limits import UPLOAD_CACHE
-from .uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES
+from rag.ui import handlers
+from rag.ui.service import QAService
+from rag.ui.http_limits import UPLOAD_CACHE
+from rag.ui.uploads import ALLOWED_SUFFIXES, MAX_UPLOAD_BYTES
 
 Mode = Literal["hybrid", "bm25", "dense"]
 

@@ -15,7 +15,7 @@ from pathlib import PurePosixPath
 
 from rag.types import Answer, Citation, Hit
 
-from .service import AddResult, DocumentOverview, IndexOverview
+from rag.ui.service import AddResult, DocumentOverview, IndexOverview
 
 DocumentText = Callable[[str], str]
 """Looks up the cleaned text of a document by its source name."""

@@ -4,7 +4,7 @@
 * Questions run concurrently against whichever QA object is current when they start.
 * Adding documents holds a write lock (one index write at a time; the store's writer lock also
   keeps other processes out), saves the uploads into the managed folder, adds them with
-  :func:`rag.lifecycle.add_documents` (only new passages are embedded; the new version is
+  :func:`rag.index.lifecycle.add_documents` (only new passages are embedded; the new version is
   published atomically), loads it, and only then swaps it in. On any failure the saved uploads are removed again and the
   working index and QA object stay as they were.
 
@@ -20,15 +20,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag import lifecycle
-from rag.e5_runtime import E5Embedder
-from rag.embedding import Embedder, load_embedder
+from rag.index import lifecycle
+from rag.encoder.e5_runtime import E5Embedder
+from rag.index.embedding import Embedder, load_embedder
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
 from rag.settings import K_DEFAULT
 from rag.types import Answer, CleaningReport
 
-from .uploads import RefusedUpload, SavedUpload, Upload, UploadBatch, remove_saved, save_uploads
+from rag.ui.uploads import RefusedUpload, SavedUpload, Upload, UploadBatch, remove_saved, save_uploads
 
 UIProgress = Callable[[float, str], None]
 """Progress for the UI: (fraction done from 0 to 1, what is happening, in words)."""

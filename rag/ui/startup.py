@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.embedding import canonical_name
-from rag.lifecycle import IndexStatus, Progress, index_status, sync_index
+from rag.index.embedding import canonical_name
+from rag.index.lifecycle import IndexStatus, Progress, index_status, sync_index
 from rag.pipeline import QA, load
 
 
@@ -62,7 +62,7 @@ def ensure_index(
     plan = plan_startup(index_dir, sources, model)
     if not plan.rebuild:
         return StartupResult(plan, None, plan.status.documents, plan.status.chunks, 0.0, ())
-    from rag.embedding import E5_SMALL, load_embedder
+    from rag.index.embedding import E5_SMALL, load_embedder
 
     embedder = load_embedder(plan.model)
     report = sync_index(list(sources), index_dir, plan.model, embedder=embedder, progress=progress)

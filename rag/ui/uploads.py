@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import DocumentError
-from rag.loaders import decode_bytes
+from rag.ingest.loaders import decode_bytes
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_FILES_PER_BATCH = 20

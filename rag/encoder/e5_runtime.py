@@ -1,13 +1,13 @@
 """multilingual-e5-small for questions, without importing sentence-transformers.
 
-Index builds embed passages with sentence-transformers (:func:`rag.embedding.load_embedder`).
+Index builds embed passages with sentence-transformers (:func:`rag.index.embedding.load_embedder`).
 Answering questions needs the same model for one short text at a time, and importing
 sentence-transformers (transformers' model registry, scikit-learn, ...) is most of a start's
-cost. :class:`E5Embedder` reads the same materialised model folder (:mod:`rag.e5`) with the
-``tokenizers`` library and the plain-torch encoder of :mod:`rag.bert`, and reproduces what
+cost. :class:`E5Embedder` reads the same materialised model folder (:mod:`rag.encoder.e5`) with the
+``tokenizers`` library and the plain-torch encoder of :mod:`rag.encoder.bert`, and reproduces what
 sentence-transformers computes for it: the e5 prompt (``"query: "``/``"passage: "``), the
 tokenizer with truncation at the model's ``max_seq_length``, mean pooling over the tokens
-(prompt included), L2 normalisation, and the same arithmetic (:mod:`rag.precision`: bf16
+(prompt included), L2 normalisation, and the same arithmetic (:mod:`rag.encoder.precision`: bf16
 autocast where the CPU has bf16 units, the index's own precision when answering it).
 ``tests/test_e5_runtime_real.py`` checks that the two agree.
 """
@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from . import precision as rag_precision
-from .errors import ModelError
-from .torch_threads import threads_for, torch_threads
+from rag.encoder import precision as rag_precision
+from rag.errors import ModelError
+from rag.encoder.torch_threads import threads_for, torch_threads
 
 
 class E5Tokenizer:
@@ -92,20 +92,20 @@ class E5Tokenizer:
 
 
 class E5Embedder:
-    """The packaged multilingual-e5-small (an :class:`rag.embedding.Embedder`) on plain torch.
+    """The packaged multilingual-e5-small (an :class:`rag.index.embedding.Embedder`) on plain torch.
 
-    ``folder`` is a materialised model folder (:func:`rag.e5.materialize`); its weights are
+    ``folder`` is a materialised model folder (:func:`rag.encoder.e5.materialize`); its weights are
     checked against the manifest's sha256 and for NaN/inf before loading
-    (:func:`rag.e5.verify_weights`), a :class:`~rag.errors.ModelError` if they fail.
+    (:func:`rag.encoder.e5.verify_weights`), a :class:`~rag.errors.ModelError` if they fail.
     """
 
     def __init__(self, folder: Path, *, precision: str | None = None, batch_size: int = 32) -> None:
-        """``precision``: :func:`rag.precision.choose` (an index's own, when answering it)."""
+        """``precision``: :func:`rag.encoder.precision.choose` (an index's own, when answering it)."""
         import torch  # noqa: F401 - fail here, not on the first question
 
-        from . import e5
-        from .bert import INT8_LAYERS, BertModel
-        from .embedding import E5_SMALL
+        from rag.encoder import e5
+        from rag.encoder.bert import INT8_LAYERS, BertModel
+        from rag.index.embedding import E5_SMALL
 
         self.name = E5_SMALL
         self.folder = folder
@@ -164,7 +164,7 @@ class E5Embedder:
 def load_e5_embedder(*, precision: str | None = None, batch_size: int = 32,
                      progress: Callable[[str], None] | None = None) -> E5Embedder:
     """The packaged e5 model (materialised on first use) on the plain-torch runtime."""
-    from . import e5
+    from rag.encoder import e5
 
     return E5Embedder(e5.materialize(progress=progress), precision=precision, batch_size=batch_size)
 

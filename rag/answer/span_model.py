@@ -4,7 +4,7 @@ The reader runs the multilingual encoder's lower layers unchanged (``FROZEN_LAYE
 the same weights the retriever uses) and then its own fine-tuned copies of the remaining
 layers followed by a linear start/end classifier. Only this module's weights are trained
 and shipped, in safetensors (no pickle). The layers are plain BERT layers written out in
-:mod:`rag.bert` so that training and inference share one definition, independent of
+:mod:`rag.encoder.bert` so that training and inference share one definition, independent of
 transformers' internals.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .bert import HF_LAYER_NAMES, BertLayer, additive_mask
+from rag.encoder.bert import HF_LAYER_NAMES, BertLayer, additive_mask
 
 FROZEN_LAYERS = 8
 

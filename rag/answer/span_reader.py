@@ -18,19 +18,19 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 
-from . import e5
-from . import precision as rag_precision
-from .bert import BertLayer, BertModel, additive_mask, from_transformers
-from .e5_runtime import E5Embedder, E5Tokenizer, load_e5_embedder
-from .errors import ReaderError
-from .hashing import sha256_file
-from .span_answer import UNCALIBRATED, Calibration
-from .span_features import (SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, reader_form,
+from rag.encoder import e5
+from rag.encoder import precision as rag_precision
+from rag.encoder.bert import BertLayer, BertModel, additive_mask, from_transformers
+from rag.encoder.e5_runtime import E5Embedder, E5Tokenizer, load_e5_embedder
+from rag.errors import ReaderError
+from rag.hashing import sha256_file
+from rag.answer.span_answer import UNCALIBRATED, Calibration
+from rag.answer.span_features import (SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, reader_form,
                              tokenize_passage, tokenize_question)
-from .span_model import FROZEN_LAYERS, SpanHead, SpanModelConfig
-from .torch_threads import torch_threads
+from rag.answer.span_model import FROZEN_LAYERS, SpanHead, SpanModelConfig
+from rag.encoder.torch_threads import torch_threads
 
-READER_DIR = Path(__file__).resolve().parent / "models" / "reader"
+READER_DIR = Path(__file__).resolve().parents[1] / "models" / "reader"
 WEIGHTS_NAME = "reader.safetensors"
 CARD_NAME = "reader.json"
 
@@ -217,7 +217,7 @@ class SpanReader:
         self.card = dict(card)
         self.settings = WindowSettings(**card["windows"])
         self.threads = threads
-        #: arithmetic of the forward pass (:func:`rag.precision.choose`: bf16 where the CPU has it)
+        #: arithmetic of the forward pass (:func:`rag.encoder.precision.choose`: bf16 where the CPU has it)
         self.precision = rag_precision.choose(precision)
         self._passage_cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
 

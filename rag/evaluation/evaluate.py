@@ -1,4 +1,4 @@
-"""Evaluate retrieval and extractive answers on an :class:`~rag.datasets.EvalSet`.
+"""Evaluate retrieval and extractive answers on an :class:`~rag.evaluation.datasets.EvalSet`.
 
 * A SQuAD-format set brings its passages: one index is built over *all* of them (open
   retrieval) and every question is asked against the whole index. A question's gold is its own
@@ -27,11 +27,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .datasets import EvalQuestion, EvalSet
-from .errors import QueryError, RagError
-from .metrics import answer_f1, contains_answer, exact_match, first_gold_rank, percentile
-from .settings import K_MAX, check_k
-from .types import Answer, Document, Hit
+from rag.evaluation.datasets import EvalQuestion, EvalSet
+from rag.errors import QueryError, RagError
+from rag.evaluation.metrics import answer_f1, contains_answer, exact_match, first_gold_rank, percentile
+from rag.settings import K_MAX, check_k
+from rag.types import Answer, Document, Hit
 
 __all__ = [
     "COMPARE_MODES",
@@ -573,7 +573,7 @@ def _index_folder(index_dir: str | Path | None) -> Iterator[Path]:
 
 
 def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
-    from .settings import MODES
+    from rag.settings import MODES
 
     out = tuple(dict.fromkeys(modes))
     if not out:
@@ -730,14 +730,14 @@ def _evaluate(
 
 
 def add_eval_parser(subparsers: Any) -> Any:
-    """Add the ``eval`` subcommand (see :mod:`rag.cli_eval`, where the wiring lives)."""
-    from .cli_eval import add_eval_parser as _add
+    """Add the ``eval`` subcommand (see :mod:`rag.evaluation.cli`, where the wiring lives)."""
+    from rag.evaluation.cli import add_eval_parser as _add
 
     return _add(subparsers)
 
 
 def run_eval_command(args: Any) -> int:
-    """Run the ``eval`` subcommand with parsed arguments (see :mod:`rag.cli_eval`)."""
-    from .cli_eval import run_eval_command as _run
+    """Run the ``eval`` subcommand with parsed arguments (see :mod:`rag.evaluation.cli`)."""
+    from rag.evaluation.cli import run_eval_command as _run
 
     return _run(args)

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 
-from .errors import DocumentError
+from rag.errors import DocumentError
 
 # A .docx is a zip file: refuse one that would expand to more than this many times its size
 # (or more than the absolute cap below) before parsing it.

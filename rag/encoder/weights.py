@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import ModelWeightsError
-from .hashing import sha256_file
+from rag.errors import ModelWeightsError
+from rag.hashing import sha256_file
 
 SIDECAR_FORMAT = 1
 

@@ -1,8 +1,8 @@
-"""The ``eval`` command: argparse wiring only; the work is in :mod:`rag.evaluate`.
+"""The ``eval`` command: argparse wiring only; the work is in :mod:`rag.evaluation.evaluate`.
 
 Hook it into the main CLI with::
 
-    from .cli_eval import add_eval_parser
+    from rag.evaluation.cli import add_eval_parser
     add_eval_parser(subparsers)        # sets func=run_eval_command on the subparser
 
 ``run_eval_command(args)`` prints the table (or JSON with ``--json``) to stdout and returns the
@@ -19,11 +19,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .datasets import load_eval_set
-from .errors import RagError
-from .evaluate import COMPARE_MODES, run_eval
-from .settings import K_MAX, K_MIN
-from .terminal import escape, escape_json, say
+from rag.evaluation.datasets import load_eval_set
+from rag.errors import RagError
+from rag.evaluation.evaluate import COMPARE_MODES, run_eval
+from rag.settings import K_MAX, K_MIN
+from rag.terminal import escape, escape_json, say
 
 __all__ = ["add_eval_parser", "run_eval_command"]
 
@@ -134,15 +134,15 @@ def run_eval_command(args: argparse.Namespace) -> int:
     if args.json:
         say(escape_json(json.dumps(result.to_json(questions=args.per_question), ensure_ascii=False, indent=2)))
     else:
-        from .eval_report import render_table
+        from rag.evaluation.report import render_table
 
         say(render_table(result))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Stand-alone entry (``python -m rag.cli_eval DATA ...``) for use before/without rag.cli."""
-    parser = argparse.ArgumentParser(prog="python -m rag.cli_eval")
+    """Stand-alone entry (``python -m rag.evaluation.cli DATA ...``) for use before/without rag.cli."""
+    parser = argparse.ArgumentParser(prog="python -m rag.evaluation.cli")
     sub = parser.add_subparsers(dest="command", required=True)
     add_eval_parser(sub)
     args = parser.parse_args(["eval", *(sys.argv[1:] if argv is None else argv)])

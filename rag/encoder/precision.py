@@ -22,7 +22,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ContextManager, Literal
 
-from .errors import RagError
+from rag.errors import RagError
 
 Precision = Literal["float32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = ("float32", "bf16", "int8")

@@ -10,7 +10,7 @@ same index a fresh build of the same documents gives: documents in source order,
 indexed once (an exact duplicate under another name is recorded, not indexed twice), and
 near-duplicates reported.
 
-All writers hold the index's lock (:func:`rag.store.writer_lock`) from reading the current
+All writers hold the index's lock (:func:`rag.index.store.writer_lock`) from reading the current
 version to publishing the new one, and clean what a crashed writer left before starting.
 """
 
@@ -28,11 +28,11 @@ from typing import TypeAlias
 
 import numpy as np
 
-from .chunking import chunk_document
-from .clean import clean_text, restore_original
-from . import precision as rag_precision
-from .embedding import DEFAULT_MODEL, TEST_HASH, Embedder, canonical_name, load_embedder
-from .errors import (
+from rag.ingest.chunking import chunk_document
+from rag.ingest.clean import clean_text, restore_original
+from rag.encoder import precision as rag_precision
+from rag.index.embedding import DEFAULT_MODEL, TEST_HASH, Embedder, canonical_name, load_embedder
+from rag.errors import (
     DocumentError,
     IndexCorruptError,
     IndexError_,
@@ -41,12 +41,12 @@ from .errors import (
     NoDocumentsError,
     SourceNotFoundError,
 )
-from .hashing import sha256_file
-from .lexical import BM25Index, tokenize
-from .loaders import RawDocument, collect_paths, document_from_bytes, read_bytes, source_name
-from .neardup import NearDuplicate, Previous, find_near_duplicates, signature
-from .settings import Settings
-from .store import (
+from rag.hashing import sha256_file
+from rag.index.lexical import BM25Index, tokenize
+from rag.ingest.loaders import RawDocument, collect_paths, document_from_bytes, read_bytes, source_name
+from rag.ingest.neardup import NearDuplicate, Previous, find_near_duplicates, signature
+from rag.settings import Settings
+from rag.index.store import (
     IndexContent,
     LoadWarning,
     SourceRecord,
@@ -59,7 +59,7 @@ from .store import (
     write_index,
     writer_lock,
 )
-from .types import Chunk, Document, IndexInfo
+from rag.types import Chunk, Document, IndexInfo
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: (stage, done, total). Stages: read, chunk, embed, bm25, write."""
@@ -68,7 +68,9 @@ PathArg: TypeAlias = "str | os.PathLike[str]"
 Paths: TypeAlias = "str | os.PathLike[str] | Iterable[str | os.PathLike[str]]"
 """What ``paths`` and ``sources`` take: one path (``str`` or ``os.PathLike``), or any iterable of them."""
 
-_FINGERPRINT_MODULES = ("clean", "normalize", "chunking", "loaders", "extractors", "neardup", "lexical")
+#: the modules that turn files into chunks and terms (files under ``rag/``)
+_FINGERPRINT_MODULES = ("ingest/clean", "normalize", "ingest/chunking", "ingest/loaders", "ingest/extractors",
+                        "ingest/neardup", "index/lexical")
 
 
 @dataclass(frozen=True)
@@ -129,7 +131,7 @@ class IndexStatus:
     version: str | None = None
     warning: str | None = None
     #: the arithmetic the index's vectors were made with, and what this machine would pick for a
-    #: new build (:func:`rag.precision.choose`); a rebuild (``--full``) moves it there
+    #: new build (:func:`rag.encoder.precision.choose`); a rebuild (``--full``) moves it there
     precision: str | None = None
     preferred_precision: str | None = None
 
@@ -160,7 +162,7 @@ def _noop(stage: str, done: int, total: int) -> None:
 def pipeline_fingerprint() -> str:
     """A digest of the code that turns files into chunks: when it changes, files are re-read."""
     h = hashlib.sha256()
-    here = Path(__file__).resolve().parent
+    here = Path(__file__).resolve().parents[1]
     for mod in _FINGERPRINT_MODULES:
         try:
             h.update((here / f"{mod}.py").read_bytes())
@@ -441,7 +443,7 @@ def _plan(
 ) -> _Plan:
     """``precision``: what the caller asked for (else ``RAG_PRECISION``); without either an
     index keeps its own (new vectors never mix with others) and a new one takes what this CPU
-    runs best (:func:`rag.precision.choose`)."""
+    runs best (:func:`rag.encoder.precision.choose`)."""
     fingerprint = pipeline_fingerprint()
     asked = getattr(embedder, "precision", "float32") if embedder is not None else rag_precision.requested(precision)
     want = asked or (prev.manifest.precision if prev is not None else rag_precision.choose())

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .lexical import STOPWORDS, words
-from .normalize import cjk_share, fold
+from rag.index.lexical import STOPWORDS, words
+from rag.normalize import cjk_share, fold
 
 _HAN_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 
@@ -96,7 +96,7 @@ def salient_words(text: str) -> tuple[str, ...]:
     """
     import jieba.posseg as pseg
 
-    from .lexical import _jieba_ready
+    from rag.index.lexical import _jieba_ready
 
     _jieba_ready()
     out: list[str] = []

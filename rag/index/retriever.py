@@ -12,11 +12,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .embedding import Embedder
-from .errors import QueryError
-from .lexical import BM25Index
-from .settings import MODES, Settings
-from .types import Chunk, Hit
+from rag.index.embedding import Embedder
+from rag.errors import QueryError
+from rag.index.lexical import BM25Index
+from rag.settings import MODES, Settings
+from rag.types import Chunk, Hit
 
 
 @dataclass(frozen=True)

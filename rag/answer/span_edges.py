@@ -15,8 +15,8 @@ to the run's end. Widening only: a person would accept "tonnes" for "tonn", neve
 
 from __future__ import annotations
 
-from .lexical import _jieba_ready
-from .normalize import fold
+from rag.index.lexical import _jieba_ready
+from rag.normalize import fold
 
 EDGE = " \t\r\n\u3000，。、；：！？,;:!?"
 LEADING = frozenset("是 在 由 因 被 于 从 自从 由于 因为 于是 而 则 即 乃 对 将 把 为 为了 和 与 及 达到 共".split())

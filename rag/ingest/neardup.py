@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .normalize import to_simplified
+from rag.normalize import to_simplified
 
 SHINGLE_CHARS = 5
 PERMUTATIONS = 64

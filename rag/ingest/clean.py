@@ -18,9 +18,9 @@ from itertools import product
 
 import numpy as np
 
-from . import normalize as _normalize
-from .normalize import fold
-from .types import CleaningReport, Document, Edit
+from rag import normalize as _normalize
+from rag.normalize import fold
+from rag.types import CleaningReport, Document, Edit
 
 PINYIN = "pinyin reading"
 BOILERPLATE = "share widget or boilerplate"

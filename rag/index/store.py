@@ -69,7 +69,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import (
+from rag.errors import (
     IndexCorruptError,
     IndexError_,
     IndexIncompatibleError,
@@ -79,11 +79,11 @@ from .errors import (
     NotAnIndexError,
     UnsafeIndexPathError,
 )
-from .hashing import sha256_file
-from .lexical import BM25Index
-from .neardup import NearDuplicate
-from .settings import Settings
-from .types import Chunk, CleaningReport, Document, Edit
+from rag.hashing import sha256_file
+from rag.index.lexical import BM25Index
+from rag.ingest.neardup import NearDuplicate
+from rag.settings import Settings
+from rag.types import Chunk, CleaningReport, Document, Edit
 
 try:  # POSIX only; elsewhere writers are not serialised
     import fcntl
@@ -170,7 +170,7 @@ class Manifest:
     versions: dict[str, str]
     near_duplicates: tuple[NearDuplicate, ...] = ()
     fingerprint: str = ""
-    #: the encoder arithmetic the vectors were made with (:mod:`rag.precision`); queries use it too
+    #: the encoder arithmetic the vectors were made with (:mod:`rag.encoder.precision`); queries use it too
     precision: str = "float32"
 
     @property

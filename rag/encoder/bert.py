@@ -32,7 +32,7 @@ HF_LAYER_NAMES = {
 }
 
 #: The Linear layers run in dynamic int8 on the fast path: the same selection as
-#: ``rag.e5.quantize_int8`` makes in a transformers model (the FFN output stays float32).
+#: ``rag.encoder.e5.quantize_int8`` makes in a transformers model (the FFN output stays float32).
 INT8_LAYERS = re.compile(r"layers\.\d+\.(query|key|value|attn_out|intermediate)$")
 
 

@@ -1,0 +1,2 @@
+"""Evaluation: question sets (``datasets``), metrics (``metrics``), the runs and their results
+(``evaluate``), the terminal report (``report``) and the ``rag eval`` command (``cli``)."""
