@@ -4,7 +4,7 @@ Passages are the first ``--n`` contexts of a SQuAD-format JSON file, each cut to
 characters; both engines embed them as passages (``"passage: "`` prefix). Timings exclude
 loading and a short warm-up. Example::
 
-    python benchmarks/bench_embed.py /work/shared/data/drcd/DRCD_dev.json --json bench.json
+    python -m benchmarks.bench_embed /work/shared/data/drcd/DRCD_dev.json --json bench.json
 """
 
 from __future__ import annotations
@@ -13,15 +13,12 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ Writers are forked from a warmed-up forkserver that has imported this script, as
 ``tests/test_faults.py``, so each starts in a fraction of a second. The test embedder
 (``test-hash``) is used. Example::
 
-    python benchmarks/bench_faults.py --runs 100
+    python -m benchmarks.bench_faults --runs 100
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ would (Python imports are warmed up first); ``--shared-embedder`` passes one loa
 every call instead, so that only indexing work is timed. Wall time and this process's CPU time
 are both reported: on a shared machine the CPU-time ratio is the steadier one. Example::
 
-    python benchmarks/bench_incremental.py /work/shared/data/drcd/DRCD_dev.json --n 1000 --json inc.json
+    python -m benchmarks.bench_incremental /work/shared/data/drcd/DRCD_dev.json --n 1000 --json inc.json
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 @dataclass(frozen=True)

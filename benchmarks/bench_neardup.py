@@ -16,8 +16,8 @@ With ``--end-to-end N`` it also times :func:`rag.index.lifecycle.add_texts` of o
 
 Wall and CPU time are reported (the machine may be shared). Example::
 
-    python benchmarks/bench_neardup.py                       # 2500,5000,10000
-    python benchmarks/bench_neardup.py --sizes 2500 --adds 3 --json /tmp/nd.json
+    python -m benchmarks.bench_neardup                       # 2500,5000,10000
+    python -m benchmarks.bench_neardup --sizes 2500 --adds 3 --json /tmp/nd.json
 """
 
 from __future__ import annotations

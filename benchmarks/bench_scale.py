@@ -1,8 +1,8 @@
 """Scale benchmark: index build throughput, query latency, peak memory and disk size at
 1k / 10k / 100k chunks (configurable).
 
-    python benchmarks/bench_scale.py                       # 1000,10000,100000 chunks
-    python benchmarks/bench_scale.py --sizes 1000,5000 --queries 30 --model test-hash
+    python -m benchmarks.bench_scale                       # 1000,10000,100000 chunks
+    python -m benchmarks.bench_scale --sizes 1000,5000 --queries 30 --model test-hash
 
 Corpus: synthetic documents made of *real* sentences sampled (seeded) from the CMRC 2018 and
 DRCD passages in ../shared/data, so chunk lengths, vocabulary and BM25 statistics are those of
@@ -42,12 +42,11 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from rag.ingest.chunking import split_sentences
+from rag.evaluation.datasets import EvalSet, load_eval_set
+from rag.evaluation.metrics import percentile
 
-from rag.ingest.chunking import split_sentences  # noqa: E402
-from rag.evaluation.datasets import EvalSet, load_eval_set  # noqa: E402
-from rag.evaluation.metrics import percentile  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 DATA = ROOT.parent / "shared" / "data"
 DEFAULT_DATA = (

@@ -11,8 +11,8 @@ Three measurements (each can be skipped):
 
 Only loopback addresses are used; every loop is bounded in time. Example::
 
-    python benchmarks/bench_ui_load.py --json benchmarks/results/ui_load.json
-    python benchmarks/bench_ui_load.py --skip-startup --model test-hash --duration 20
+    python -m benchmarks.bench_ui_load --json benchmarks/results/ui_load.json
+    python -m benchmarks.bench_ui_load --skip-startup --model test-hash --duration 20
 """
 
 from __future__ import annotations
@@ -32,11 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from rag.ui.launcher import ServerProcess
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from rag.ui.launcher import ServerProcess  # noqa: E402
-
 SEED_QUESTIONS = ROOT.parent / "shared" / "data" / "seed_qa_dev.jsonl"
 FALLBACK_QUESTIONS = (
     "前三季度规模以上工业增加值同比增长多少？",

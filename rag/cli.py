@@ -291,7 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_clean)
 
     try:
-        from rag.evaluation.evaluate import add_eval_parser
+        from rag.evaluation.cli import add_eval_parser
     except ImportError:
         pass
     else:

@@ -78,6 +78,20 @@ class ModelWeightsError(ModelError):
         super().__init__(f"{path}: {reason}")
 
 
+class ModelMaterializationError(ModelError):
+    """The e5 model folder could not be built, read or verified; names the file and the reason."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelConfigError(ModelError, ValueError):
+    """A model's configuration describes an architecture rag's plain-torch encoder does not run
+    (a ``ValueError`` too, as it was before it was typed)."""
+
+
 class QueryError(RagError):
     """A question or search argument is not usable (empty, too long, not text, bad k or mode,
     an index folder that is not a path)."""

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from rag.encoder.bert import BertModel, BertShape, from_transformers
+from rag.errors import ModelError
 
 
 @pytest.fixture(scope="module")
@@ -59,5 +60,6 @@ def test_renaming_maps_every_layer_tensor() -> None:
 def test_other_architectures_are_refused(tiny_hf, change: dict) -> None:
     _, folder = tiny_hf
     cfg = json.loads((folder / "config.json").read_text()) | change
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError) as info:  # a ValueError, as before it was typed
         BertShape.from_config(cfg)
+    assert isinstance(info.value, ModelError)

@@ -1,4 +1,4 @@
-"""The confidence fit of training/calibrate_reader.py, refitted from stored feature rows."""
+"""The confidence fit of ``training.calibrate_reader``, refitted from stored feature rows."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import json
 import random
 from pathlib import Path
 
-from training_scripts import load_script
+from training import calibrate_reader as cal
 
 
-def _rows(cal, n_articles: int = 40):  # type: ignore[no-untyped-def]
+def _rows(n_articles: int = 40) -> list[cal.Row]:
     """Answerable questions have a wide reader margin and a well-covered sentence; removed-passage
     ones a narrow margin; near misses a wide margin but a word of the question missing."""
     from rag.answer.span_answer import FEATURES
@@ -35,8 +35,7 @@ def _rows(cal, n_articles: int = 40):  # type: ignore[no-untyped-def]
 
 
 def test_refit_from_rows_writes_a_calibration_that_refuses_near_misses(tmp_path: Path) -> None:
-    cal = load_script("calibrate_reader")
-    rows = _rows(cal)
+    rows = _rows()
     (tmp_path / "rows.json").write_text(json.dumps({"rows": [r.__dict__ for r in rows]}), encoding="utf-8")
     data = {"data": [{"title": "t", "paragraphs": [{"context": "甲乙丙。", "qas": [
         {"id": "a0-0", "question": "甲是什么？", "answers": [{"text": "乙", "answer_start": 1}]}]}]}]}

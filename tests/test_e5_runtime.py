@@ -62,10 +62,10 @@ def test_missing_special_tokens_are_a_model_error(tmp_path: Path) -> None:
 
 @pytest.fixture()
 def tiny_model(tmp_path: Path) -> Path:
-    from rag.encoder import e5
+    from rag.encoder import model_folder
     from test_e5 import write_tiny_e5
 
-    return e5.materialize(tmp_path / "cache", source=write_tiny_e5(tmp_path / "tiny-q4.bin").path)
+    return model_folder.materialize(tmp_path / "cache", source=write_tiny_e5(tmp_path / "tiny-q4.bin").path)
 
 
 def test_runtime_refuses_same_size_garbage_weights(tiny_model: Path) -> None:
@@ -90,14 +90,14 @@ def test_runtime_non_finite_weights_are_a_model_error(tiny_model: Path, fast: bo
 
 
 def test_runtime_loads_the_rebuilt_folder_after_tampering(tmp_path: Path) -> None:
-    from rag.encoder import e5
+    from rag.encoder import model_folder
     from rag.encoder.e5_runtime import E5Embedder
     from test_e5 import _garble_weights, write_tiny_e5
 
     source = write_tiny_e5(tmp_path / "tiny-q4.bin").path
-    path = e5.materialize(tmp_path / "cache", source=source)
+    path = model_folder.materialize(tmp_path / "cache", source=source)
     before = E5Embedder(path, precision="float32").encode(["ab b"], kind="query")
     _garble_weights(path)
-    path = e5.materialize(tmp_path / "cache", source=source)
+    path = model_folder.materialize(tmp_path / "cache", source=source)
     after = E5Embedder(path, precision="float32").encode(["ab b"], kind="query")
     assert np.array_equal(before, after)

@@ -136,12 +136,14 @@ def test_kill_9_at_every_step_and_at_random_moments(states, tmp_path: Path):
     # And once more from a process that has never touched these indexes.
     code = (
         "import json, sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r}); sys.path.insert(0, {str(ROOT)!r})\n"
         "from test_faults import fingerprint\n"
         "print(json.dumps([fingerprint(p) for p in sys.argv[1:]]))\n"
     )
     indexes = [str(tmp_path / f"run-{n:02d}") for n in range(len(runs))]
-    out = subprocess.run([sys.executable, "-c", code, *indexes], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    # ``-c`` puts the working directory (ROOT) first on the path; this test's folder comes next
+    path = os.pathsep.join([str(Path(__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])])
+    out = subprocess.run([sys.executable, "-c", code, *indexes], capture_output=True, text=True, timeout=120,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": path})
     assert out.returncode == 0, out.stderr
     assert all(fp == states["new"] for fp in json.loads(out.stdout))
     print(f"fault injection: {len(runs)} writer runs, {sum(killed.values())} killed with SIGKILL, "

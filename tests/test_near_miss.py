@@ -1,8 +1,8 @@
-"""Near-miss unanswerable questions (training/near_miss.py): on topic, but not answered."""
+"""Near-miss unanswerable questions (``training.near_miss``): on topic, but not answered."""
 
 from __future__ import annotations
 
-from training_scripts import load_script
+from training import near_miss as nm
 
 
 PASSAGES = [
@@ -20,7 +20,6 @@ QUESTIONS = [
 
 
 def test_swaps_a_noun_the_passage_mentions_for_one_the_article_never_does() -> None:
-    nm = load_script("near_miss")
     maker = nm.NearMisses(PASSAGES, QUESTIONS, seed=0)
     q = "长江全长多少公里？"
     swapped = maker.make(q, "river", PASSAGES[3][1])
@@ -33,7 +32,6 @@ def test_swaps_a_noun_the_passage_mentions_for_one_the_article_never_does() -> N
 
 
 def test_is_deterministic_and_declines_when_nothing_can_be_swapped() -> None:
-    nm = load_script("near_miss")
     a = nm.NearMisses(PASSAGES, QUESTIONS, seed=3).make("北京市的人口有多少？", "city", PASSAGES[2][1])
     b = nm.NearMisses(PASSAGES, QUESTIONS, seed=3).make("北京市的人口有多少？", "city", PASSAGES[2][1])
     assert a == b

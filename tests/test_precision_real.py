@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import rag
-from rag.encoder import e5
+from rag.encoder import model_folder
 from rag.encoder import precision
 from rag.ingest.chunking import split_sentences
 from rag.encoder.e5_runtime import E5Embedder
@@ -43,7 +43,7 @@ def test_bf16_vectors_within_tolerance_of_float32(paragraphs: list[str]) -> None
     assert st16.precision == "bf16"
     cos = _cosines(st32.encode(paragraphs, kind="passage"), st16.encode(paragraphs, kind="passage"))
     assert cos.min() >= 0.999, cos.min()
-    folder = e5.materialize()
+    folder = model_folder.materialize()
     q32, q16 = E5Embedder(folder, precision="float32"), E5Embedder(folder, precision="bf16")
     cos_q = _cosines(np.stack([q32.encode([q], kind="query")[0] for q in questions]),
                      np.stack([q16.encode([q], kind="query")[0] for q in questions]))

@@ -139,3 +139,31 @@ def test_the_reader_reads_a_simplified_question_and_a_traditional_passage_in_one
     [w] = trad
     text = "國家統計局：規模以上工業增長5.8%。"
     assert w.offsets == tuple((i, i + 1) for i in range(len(text)))
+
+
+def test_echo_filter_rejects_spans_the_question_already_says() -> None:
+    from rag.answer.span_features import echo_filter
+
+    passage = "工信部運行監測協調局局長陶青表示，前三季度工業增長5.8%。"
+    reject = echo_filter("陶青是谁？", [passage])
+    name = passage.index("陶青")
+    assert reject(0, name, name + 2)  # the name asked about, in either script
+    role = passage.index("工信部")
+    assert not reject(0, role, name)  # the role is news to the asker
+    assert not reject(0, 0, 0)  # an empty span is the reader's "no answer", not an echo
+    en = echo_filter("Who is Guan Bing?", ["Guan Bing, director of the institute, said so."])
+    assert en(0, 0, 9) and not en(0, 11, 35)
+
+
+def test_best_span_skips_rejected_spans() -> None:
+    import numpy as np
+
+    from rag.answer.span_features import Window, best_span
+
+    w = Window(0, (0, 5, 6, 2, 7, 8, 9, 2), 3, ((0, 2), (2, 4), (4, 6), (6, 8)))
+    s = np.array([0, 0, 0, 0, 9, 1, 5, 0], dtype=np.float64)  # context tokens sit at 3..6
+    e = np.array([0, 0, 0, 0, 9, 1, 6, 0], dtype=np.float64)
+    first = best_span(w, s, e)
+    assert first is not None and (first.start, first.end) == (2, 4)
+    g = best_span(w, s, e, reject=lambda p, a, b: (a, b) == (2, 4))
+    assert g is not None and (g.start, g.end) == (2, 8)

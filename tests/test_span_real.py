@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import rag
-from rag.encoder import e5
+from rag.encoder import model_folder
 from rag.answer import span_reader
 from rag.normalize import fold
 from rag.answer.span_model import SpanHead, SpanModelConfig
@@ -87,9 +87,9 @@ def test_reader_layers_match_the_encoder_before_training() -> None:
     BertModel computes for the e5 weights (float32 on both sides)."""
     from rag.encoder.e5_runtime import E5Embedder
 
-    model = e5.load_sentence_transformer(e5.materialize(), precision="float32")
+    model = model_folder.load_sentence_transformer(model_folder.materialize(), precision="float32")
     bert = model[0].auto_model
-    enc = span_reader.load_encoder(E5Embedder(e5.materialize(), precision="float32"))
+    enc = span_reader.load_encoder(E5Embedder(model_folder.materialize(), precision="float32"))
     batch = model.tokenizer(["前三季度增长多少？", "short"], padding=True, return_tensors="pt")
     head = SpanHead(SpanModelConfig())
     head.init_from_encoder(enc.top_layer_state())
@@ -111,8 +111,8 @@ def test_float32_lower_layers_beside_an_int8_retriever() -> None:
     compute what the float32 encoder computes; the embeddings are shared, not copied."""
     from rag.encoder.e5_runtime import E5Embedder
 
-    fast = E5Embedder(e5.materialize(), precision="int8")
-    exact = E5Embedder(e5.materialize(), precision="float32")
+    fast = E5Embedder(model_folder.materialize(), precision="int8")
+    exact = E5Embedder(model_folder.materialize(), precision="float32")
     if not fast.int8:
         pytest.skip("this torch cannot run dynamic int8")
     enc = span_reader.load_encoder(fast, "float32")

@@ -1,6 +1,6 @@
 """Fit the span reader's confidence (answer / span only / refuse) and write it to its model card.
 
-    python training/calibrate_reader.py ../shared/data/drcd/DRCD_dev.json \
+    python -m training.calibrate_reader ../shared/data/drcd/DRCD_dev.json \
         --seed-questions ../shared/data/seed_qa_dev.jsonl --full-index /tmp/idx_drcd --write
 
 Data: the validation questions of the reader's split (``rag/models/reader/split.json``; the
@@ -25,24 +25,19 @@ import json
 import random
 import re
 import shutil
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import rag  # noqa: E402
-from rag.evaluation.datasets import EvalQuestion, load_eval_set  # noqa: E402
-from rag.evaluation.metrics import char_f1, contains_answer  # noqa: E402
-from rag.encoder.e5_runtime import E5Embedder  # noqa: E402
-from rag.answer.span_answer import FEATURES, UNCALIBRATED, Calibration, SpanAnswerer  # noqa: E402
-from rag.answer.span_reader import CARD_NAME, READER_DIR, SpanReader  # noqa: E402
-
-from near_miss import near_miss_questions  # noqa: E402
+import rag
+from rag.evaluation.datasets import EvalQuestion, load_eval_set
+from rag.evaluation.metrics import char_f1, contains_answer
+from rag.encoder.e5_runtime import E5Embedder
+from rag.answer.span_answer import FEATURES, UNCALIBRATED, Calibration, SpanAnswerer
+from rag.answer.span_reader import CARD_NAME, READER_DIR, SpanReader
+from training.near_miss import near_miss_questions
 
 
 @dataclass(frozen=True)
@@ -202,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--reduced-index", type=Path, default=None, help="made from --full-index when missing")
     ap.add_argument("--seed-questions", type=Path, default=None)
     ap.add_argument("--seed-index", type=Path, default=Path("index"))
+    ap.add_argument("--fit-on", choices=("calibration", "validation"), default="calibration",
+                    help="which questions of the split to fit on (default: its calibration articles)")
     ap.add_argument("--max-wrong-refusals", type=float, default=0.035)
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--no-near-miss", dest="near_miss", action="store_false",
@@ -216,7 +213,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     split = json.loads(args.split.read_text(encoding="utf-8"))
-    val_ids = set(split["validation_ids"])
+    # fit on the split's calibration articles where it has them (validation stays for measuring);
+    # readers from before the three-way split have only validation ids (scores then cross-fitted)
+    val_ids = set(split.get(f"{args.fit_on}_ids") or split["validation_ids"])
     eval_set = load_eval_set(args.data)
     val = [q for q in eval_set.questions if q.id in val_ids]
     if args.limit:
@@ -313,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
         card["calibration"] = {**cal.to_dict(), "data": {
             "answerable": fitted["answerable"], "unanswerable": fitted["unanswerable"],
             "near_miss": fitted["near_miss"], "near_miss_fitted": args.fit_near_miss, "seed": len(seed_rows),
-            "source": args.data.name, "split": "validation articles of the reader's split"},
+            "source": args.data.name, "split": f"{args.fit_on} articles of the reader's split"},
             "cross_fitted": cross}
         card_path.write_text(json.dumps(card, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
         print(f"wrote the calibration into {card_path}", flush=True)

@@ -32,7 +32,8 @@ from rag.answer import span_reader
 from rag.hashing import sha256_file
 from rag.evaluation.metrics import answer_f1, exact_match
 from rag.answer.span_edges import trim_span, whole_words
-from rag.answer.span_features import WindowSettings, best_span, make_windows, pad_batch, tokenize_passage, tokenize_question
+from rag.answer.span_features import (WindowSettings, best_span, echo_filter, make_windows, pad_batch,
+                                      tokenize_passage, tokenize_question)
 from rag.answer.span_model import SpanHead, SpanModelConfig
 from training.reader_data import in_reader_form, load_all
 
@@ -64,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--average-out", type=Path, default=None, help="write the averaged head here")
     ap.add_argument("--precision", choices=rag_precision.PRECISIONS[:2], default=None)
     ap.add_argument("--max-val", type=int, default=0, help="at most this many questions per language (0: all)")
+    ap.add_argument("--no-echo-filter", dest="echo", action="store_false",
+                    help="also allow spans that only repeat the question (ask never gives them)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
@@ -113,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
                 m = torch.from_numpy(mask)
                 s, e = head(enc.lower(torch.from_numpy(ids), m), m)
             s, e = s.float().numpy(), e.float().numpy()
-            guesses = [g for g in (best_span(w, s[i], e[i]) for i, w in enumerate(windows)) if g]
+            reject = echo_filter(ex.question, [ex.context]) if args.echo else None
+            guesses = [g for g in (best_span(w, s[i], e[i], reject=reject) for i, w in enumerate(windows)) if g]
             best = max(guesses, key=lambda g: g.score) if guesses else None
             for suffix, tidy in (("", False), ("+edges", True)):
                 if best is None:
@@ -133,8 +137,9 @@ def main(argv: list[str] | None = None) -> int:
                for lang, (em, f1, cut) in sorted(by_lang.items())}
         for name, by_lang in scores.items()}
     result["precision"] = precision
+    result["echo_filter"] = args.echo
     for name, by_lang in result.items():
-        if name != "precision":
+        if name not in ("precision", "echo_filter"):
             print(f"{name}: " + "; ".join(f"{lang} EM {r['em']:.4f} F1 {r['f1']:.4f} ({r['questions']} q"
                                           + (f", {r['cut_words']} cut words" if "cut_words" in r else "") + ")"
                                           for lang, r in by_lang.items()))

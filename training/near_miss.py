@@ -6,8 +6,9 @@ article never mentions ("高技术制造业**投资**增长了多少?" asked of 
 value-added growth). The gold passage still matches every other word, so retrieval finds it and
 the reader is tempted by the same answer: the question is on topic, but the documents do not
 answer it. Removing a question's passage from the index (the other unanswerable set) never
-tests that. Used to calibrate refusals (``calibrate_reader.py``) and, on training articles
-only, as "no answer" examples for the reader (``train_reader.py --near-miss``).
+tests that. Used to calibrate refusals (``python -m training.calibrate_reader``) and, on
+training articles only, as "no answer" examples for the reader
+(``python -m training.train_reader --near-miss``).
 
 The swap is made in matching form (Simplified, lower case): users ask in Simplified too.
 """
@@ -16,16 +17,12 @@ from __future__ import annotations
 
 import random
 import re
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from rag.evaluation.datasets import EvalQuestion, EvalSet  # noqa: E402
-from rag.index.lexical import STOPWORDS, _jieba_ready  # noqa: E402
-from rag.normalize import fold  # noqa: E402
+from rag.evaluation.datasets import EvalQuestion, EvalSet
+from rag.index.lexical import STOPWORDS, jieba_ready
+from rag.normalize import fold
 
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _NOUN_FLAGS = ("n", "nr", "nrt", "nrfg", "ns", "nt", "nz", "nl", "ng", "vn")
@@ -41,7 +38,7 @@ def nouns(text: str) -> dict[str, str]:
     """The nouns (2+ Han characters) of ``text`` (matching form) and their kinds."""
     import jieba.posseg as pseg
 
-    _jieba_ready()
+    jieba_ready()
     out: dict[str, str] = {}
     for tok in pseg.cut(text):
         w = tok.word.strip()

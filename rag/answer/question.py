@@ -96,9 +96,9 @@ def salient_words(text: str) -> tuple[str, ...]:
     """
     import jieba.posseg as pseg
 
-    from rag.index.lexical import _jieba_ready
+    from rag.index.lexical import jieba_ready
 
-    _jieba_ready()
+    jieba_ready()
     out: list[str] = []
     first_latin = True
     for tok in pseg.cut(text):

@@ -15,7 +15,7 @@ to the run's end. Widening only: a person would accept "tonnes" for "tonn", neve
 
 from __future__ import annotations
 
-from rag.index.lexical import _jieba_ready
+from rag.index.lexical import jieba_ready
 from rag.normalize import fold
 
 EDGE = " \t\r\n\u3000，。、；：！？,;:!?"
@@ -60,7 +60,7 @@ def _tidy(text: str, start: int, end: int) -> tuple[int, int]:
     start, end = _strip_punctuation(text, start, end)
     if end - start < 2:
         return start, end
-    words = list(_jieba_ready().cut(fold(text[start:end])))
+    words = list(jieba_ready().cut(fold(text[start:end])))
     if all(w in LEADING or w in TRAILING for w in words):
         return start, end
     lo, hi = 0, len(words)

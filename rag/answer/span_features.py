@@ -11,11 +11,11 @@ Traditional document reads as one script, and the offsets still point into the o
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from rag.normalize import to_simplified
+from rag.normalize import fold, to_simplified
 
 MAX_LENGTH = 256
 MAX_QUESTION_TOKENS = 48
@@ -52,6 +52,26 @@ class WindowSettings:
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
+
+
+def echo_filter(question: str, passages: Sequence[str]) -> Callable[[int, int, int], bool]:
+    """Rejects spans that only repeat the question: a span whose matching form (folded, without
+    spaces and punctuation) is inside the question's says nothing the asker did not know
+    ("陶青是谁？" -> not 陶青, but the role before the name; "Who is Guan Bing?" -> not the
+    name). Measured reader only on the validation questions (``python -m
+    training.evaluate_reader --no-echo-filter`` for the comparison): see README.md, "Span reader".
+    """
+    q = _matching(question)
+
+    def reject(passage: int, start: int, end: int) -> bool:
+        span = _matching(passages[passage][start:end])
+        return bool(span) and span in q
+
+    return reject
+
+
+def _matching(text: str) -> str:
+    return "".join(ch for ch in fold(text) if ch.isalnum())
 
 
 def reader_form(text: str) -> str:
@@ -124,9 +144,11 @@ def pad_batch(windows: Sequence[Window], pad_id: int) -> tuple[np.ndarray, np.nd
 
 
 def best_span(window: Window, start_logits: np.ndarray, end_logits: np.ndarray, *, top: int = 20,
-              max_answer_tokens: int = MAX_ANSWER_TOKENS, within: tuple[int, int] | None = None) -> SpanGuess | None:
+              max_answer_tokens: int = MAX_ANSWER_TOKENS, within: tuple[int, int] | None = None,
+              reject: Callable[[int, int, int], bool] | None = None) -> SpanGuess | None:
     """The highest-scoring well-formed span inside the window's passage tokens; with
-    ``within=(a, b)``, only among tokens lying inside passage characters [a, b)."""
+    ``within=(a, b)``, only among tokens lying inside passage characters [a, b); with
+    ``reject(passage, start, end)``, never a span it rejects (:func:`echo_filter`)."""
     lo = window.context_start
     hi = lo + len(window.offsets)
     if hi <= lo:
@@ -150,6 +172,8 @@ def best_span(window: Window, start_logits: np.ndarray, end_logits: np.ndarray, 
                 continue
             score = s[i] + e[j]
             if best is None or score > best[0]:
+                if reject is not None and reject(window.passage, window.offsets[i][0], window.offsets[j][1]):
+                    continue
                 best = (float(score), int(i), int(j))
     if best is None:
         return None

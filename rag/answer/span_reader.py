@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,8 +25,8 @@ from rag.encoder.e5_runtime import E5Embedder, E5Tokenizer, load_e5_embedder
 from rag.errors import ReaderError
 from rag.hashing import sha256_file
 from rag.answer.span_answer import UNCALIBRATED, Calibration
-from rag.answer.span_features import (SpanGuess, Window, WindowSettings, best_span, make_windows, pad_batch, reader_form,
-                             tokenize_passage, tokenize_question)
+from rag.answer.span_features import (SpanGuess, Window, WindowSettings, best_span, echo_filter, make_windows,
+                                      pad_batch, reader_form, tokenize_passage, tokenize_question)
 from rag.answer.span_model import FROZEN_LAYERS, SpanHead, SpanModelConfig
 from rag.encoder.torch_threads import torch_threads
 
@@ -190,10 +190,11 @@ class ReadResult:
     windows: tuple[Window, ...] = ()
     start_logits: tuple[np.ndarray, ...] = ()
     end_logits: tuple[np.ndarray, ...] = ()
+    reject: Callable[[int, int, int], bool] | None = None  # spans never given (:func:`echo_filter`)
 
     def best_within(self, passage: int, start: int, end: int) -> SpanGuess | None:
         """The best span lying inside characters [start, end) of passage ``passage``."""
-        guesses = [best_span(w, s, e, within=(start, end))
+        guesses = [best_span(w, s, e, within=(start, end), reject=self.reject)
                    for w, s, e in zip(self.windows, self.start_logits, self.end_logits) if w.passage == passage]
         found = [g for g in guesses if g is not None]
         return max(found, key=lambda g: g.score) if found else None
@@ -211,7 +212,9 @@ class SpanReader:
     """Reads question/passage pairs with the shipped head over the encoder's lower layers."""
 
     def __init__(self, encoder: Encoder, head: SpanHead, card: Mapping[str, Any], *, threads: int = 1,
-                 precision: str | None = None) -> None:
+                 precision: str | None = None, echo_filter: bool = True) -> None:
+        """``echo_filter``: never answer with words the question already says
+        (:func:`rag.answer.span_features.echo_filter`)."""
         self.encoder = encoder
         self.head = head
         self.card = dict(card)
@@ -219,6 +222,7 @@ class SpanReader:
         self.threads = threads
         #: arithmetic of the forward pass (:func:`rag.encoder.precision.choose`: bf16 where the CPU has it)
         self.precision = rag_precision.choose(precision)
+        self.echo_filter = echo_filter
         self._passage_cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
 
     @classmethod
@@ -263,9 +267,10 @@ class SpanReader:
             m = torch.from_numpy(mask)
             start, end = self.head(self.encoder.lower(torch.from_numpy(ids), m), m)
         s, e = start.float().numpy(), end.float().numpy()
-        spans = [best_span(w, s[i], e[i]) for i, w in enumerate(windows)]
+        reject = echo_filter(question, passages) if self.echo_filter else None
+        spans = [best_span(w, s[i], e[i], reject=reject) for i, w in enumerate(windows)]
         return ReadResult(tuple(g for g in spans if g is not None), tuple(windows),
-                          tuple(s[i] for i in range(len(windows))), tuple(e[i] for i in range(len(windows))))
+                          tuple(s[i] for i in range(len(windows))), tuple(e[i] for i in range(len(windows))), reject)
 
 
 def calibration_of(card: Mapping[str, Any]) -> Calibration:

@@ -19,6 +19,8 @@ from typing import Any, Mapping, Protocol
 import torch
 from torch import nn
 
+from rag.errors import ModelConfigError
+
 # transformers name inside ``encoder.layer.N.`` -> our name inside ``layers.N.``
 HF_LAYER_NAMES = {
     "attention.self.query": "query",
@@ -32,7 +34,7 @@ HF_LAYER_NAMES = {
 }
 
 #: The Linear layers run in dynamic int8 on the fast path: the same selection as
-#: ``rag.encoder.e5.quantize_int8`` makes in a transformers model (the FFN output stays float32).
+#: ``rag.encoder.quantize.quantize_int8`` makes in a transformers model (the FFN output stays float32).
 INT8_LAYERS = re.compile(r"layers\.\d+\.(query|key|value|attn_out|intermediate)$")
 
 
@@ -68,7 +70,7 @@ class BertShape:
     def from_config(cls, config: Mapping[str, Any]) -> "BertShape":
         if config.get("model_type") != "bert" or config.get("hidden_act", "gelu") != "gelu" \
                 or config.get("position_embedding_type", "absolute") != "absolute":
-            raise ValueError("not a plain BERT configuration (model_type bert, gelu, absolute positions)")
+            raise ModelConfigError("not a plain BERT configuration (model_type bert, gelu, absolute positions)")
         return cls(hidden_size=int(config["hidden_size"]), heads=int(config["num_attention_heads"]),
                    intermediate_size=int(config["intermediate_size"]), layers=int(config["num_hidden_layers"]),
                    vocab_size=int(config["vocab_size"]), max_positions=int(config["max_position_embeddings"]),

@@ -3,7 +3,7 @@
 Index builds embed passages with sentence-transformers (:func:`rag.index.embedding.load_embedder`).
 Answering questions needs the same model for one short text at a time, and importing
 sentence-transformers (transformers' model registry, scikit-learn, ...) is most of a start's
-cost. :class:`E5Embedder` reads the same materialised model folder (:mod:`rag.encoder.e5`) with the
+cost. :class:`E5Embedder` reads the same materialised model folder (:mod:`rag.encoder.model_folder`) with the
 ``tokenizers`` library and the plain-torch encoder of :mod:`rag.encoder.bert`, and reproduces what
 sentence-transformers computes for it: the e5 prompt (``"query: "``/``"passage: "``), the
 tokenizer with truncation at the model's ``max_seq_length``, mean pooling over the tokens
@@ -94,27 +94,29 @@ class E5Tokenizer:
 class E5Embedder:
     """The packaged multilingual-e5-small (an :class:`rag.index.embedding.Embedder`) on plain torch.
 
-    ``folder`` is a materialised model folder (:func:`rag.encoder.e5.materialize`); its weights are
+    ``folder`` is a materialised model folder (:func:`rag.encoder.model_folder.materialize`); its weights are
     checked against the manifest's sha256 and for NaN/inf before loading
-    (:func:`rag.encoder.e5.verify_weights`), a :class:`~rag.errors.ModelError` if they fail.
+    (:func:`rag.encoder.model_folder.verify_weights`), a :class:`~rag.errors.ModelError` if they fail.
     """
 
     def __init__(self, folder: Path, *, precision: str | None = None, batch_size: int = 32) -> None:
         """``precision``: :func:`rag.encoder.precision.choose` (an index's own, when answering it)."""
         import torch  # noqa: F401 - fail here, not on the first question
 
-        from rag.encoder import e5
         from rag.encoder.bert import INT8_LAYERS, BertModel
-        from rag.index.embedding import E5_SMALL
+        from rag.encoder.model_files import MAX_SEQ_LENGTH, PROMPTS
+        from rag.encoder.model_folder import verify_weights
+        from rag.encoder.quantize import quantize_int8
+        from rag.encoder.names import E5_SMALL
 
         self.name = E5_SMALL
         self.folder = folder
         self.batch_size = batch_size
         try:
-            e5.verify_weights(folder)  # sha256 and finiteness; free when unchanged since verified
+            verify_weights(folder)  # sha256 and finiteness; free when unchanged since verified
             st_config = _read_json(folder / "config_sentence_transformers.json")
-            self._prompts: dict[str, str] = dict(st_config.get("prompts") or e5.PROMPTS)
-            max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", e5.MAX_SEQ_LENGTH))
+            self._prompts: dict[str, str] = dict(st_config.get("prompts") or PROMPTS)
+            max_len = int(_read_json(folder / "sentence_bert_config.json").get("max_seq_length", MAX_SEQ_LENGTH))
             self.tokenizer = E5Tokenizer(folder / "tokenizer.json", max_length=max_len)
             self.bert = BertModel.load(folder)
         except ModelError:
@@ -122,7 +124,7 @@ class E5Embedder:
         except Exception as exc:  # noqa: BLE001 - safetensors, torch and json failures alike
             raise ModelError(f"{folder}: cannot load the e5 encoder ({exc.__class__.__name__}: {exc})") from exc
         wanted = rag_precision.choose(precision)
-        self.int8 = wanted == "int8" and e5.quantize_int8(self.bert, INT8_LAYERS)
+        self.int8 = wanted == "int8" and quantize_int8(self.bert, INT8_LAYERS)
         #: the arithmetic of every forward pass: "int8" only where the kernels exist
         self.precision = "float32" if wanted == "int8" and not self.int8 else wanted
         self.dimension = self.bert.shape.hidden_size
@@ -164,9 +166,9 @@ class E5Embedder:
 def load_e5_embedder(*, precision: str | None = None, batch_size: int = 32,
                      progress: Callable[[str], None] | None = None) -> E5Embedder:
     """The packaged e5 model (materialised on first use) on the plain-torch runtime."""
-    from rag.encoder import e5
+    from rag.encoder.model_folder import materialize
 
-    return E5Embedder(e5.materialize(progress=progress), precision=precision, batch_size=batch_size)
+    return E5Embedder(materialize(progress=progress), precision=precision, batch_size=batch_size)
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ModelWeightsError
+from rag.fs import atomic_write_text
 from rag.hashing import sha256_file
 
 SIDECAR_FORMAT = 1
@@ -173,14 +173,9 @@ def _write_records(sidecar: Path, records: Mapping[str, Any]) -> None:
     """Atomic replace (concurrent writers: the last one wins, the others' entries are rehashed
     once later); failures are ignored, the next check just hashes again."""
     sidecar = Path(sidecar)
-    tmp = sidecar.with_name(f".{sidecar.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
         sidecar.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({"format": SIDECAR_FORMAT, "files": dict(records)}, indent=1, sort_keys=True),
-                       encoding="utf-8")
-        os.replace(tmp, sidecar)
+        atomic_write_text(sidecar, json.dumps({"format": SIDECAR_FORMAT, "files": dict(records)}, indent=1,
+                                              sort_keys=True), durable=False)
     except OSError:
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+        pass

@@ -46,8 +46,6 @@ __all__ = [
     "paragraph_spans",
     "run_eval",
     "write_report",
-    "add_eval_parser",
-    "run_eval_command",
 ]
 
 COMPARE_MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
@@ -728,16 +726,3 @@ def _evaluate(
         write_report(result, report_path)
     return result
 
-
-def add_eval_parser(subparsers: Any) -> Any:
-    """Add the ``eval`` subcommand (see :mod:`rag.evaluation.cli`, where the wiring lives)."""
-    from rag.evaluation.cli import add_eval_parser as _add
-
-    return _add(subparsers)
-
-
-def run_eval_command(args: Any) -> int:
-    """Run the ``eval`` subcommand with parsed arguments (see :mod:`rag.evaluation.cli`)."""
-    from rag.evaluation.cli import run_eval_command as _run
-
-    return _run(args)

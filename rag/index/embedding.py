@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 from rag.errors import ModelError, ModelWeightsError
+from rag.encoder.names import E5_SMALL, MINILM
 from rag.encoder.precision import autocast
 from rag.encoder.precision import check as check_precision
 from rag.encoder.precision import choose as choose_precision
@@ -23,8 +24,6 @@ from rag.encoder.torch_threads import threads_for, torch_threads
 
 Kind = Literal["query", "passage"]
 
-MINILM = "all-MiniLM-L6-v2"
-E5_SMALL = "multilingual-e5-small"
 TEST_HASH = "test-hash"
 DEFAULT_MODEL = E5_SMALL
 
@@ -149,7 +148,7 @@ def verify_package_folder(dist: str, folder: Path) -> None:
     its RECORD: small files hashed each time, weights by :func:`rag.encoder.weights.check_weights`
     (also NaN/inf; a verified record in the rag cache spares the rehash). A weights file with
     no recorded hash is still checked for NaN/inf. Raises ModelWeightsError."""
-    from rag.encoder.e5 import default_cache_dir
+    from rag.encoder.model_folder import default_cache_dir
     from rag.hashing import sha256_file
     from rag.encoder.weights import check_weights
 
@@ -230,10 +229,10 @@ def load_embedder(
         if canon == MINILM:
             model = SentenceTransformer(str(_minilm_path()), device="cpu", local_files_only=True)
         elif canon == E5_SMALL:
-            from rag.encoder import e5
+            from rag.encoder.model_folder import load_sentence_transformer, materialize
 
-            path = e5.materialize(progress=progress)
-            model = e5.load_sentence_transformer(path, precision=wanted)
+            path = materialize(progress=progress)
+            model = load_sentence_transformer(path, precision=wanted)
         else:
             local = Path(canon).expanduser()
             target = str(local) if local.exists() else canon
@@ -248,9 +247,9 @@ def load_embedder(
             f"{MINILM!r}, {E5_SMALL!r})"
         ) from exc
     if wanted == "int8" and canon != E5_SMALL:
-        from rag.encoder import e5
+        from rag.encoder.quantize import quantize_int8
 
-        if not e5.quantize_int8(model):
+        if not quantize_int8(model):
             wanted = "float32"
     elif wanted == "int8" and not _is_quantized(model):
         wanted = "float32"  # this torch has no int8 kernels

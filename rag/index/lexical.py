@@ -36,7 +36,8 @@ def _jieba():
 
 
 @lru_cache(maxsize=1)
-def _jieba_ready():
+def jieba_ready():
+    """jieba, quiet and with its dictionary loaded (once per process)."""
     jb = _jieba()
     jb.initialize()
     return jb
@@ -47,7 +48,7 @@ def words(text: str) -> list[str]:
     without stop words and punctuation."""
     folded = fold(text)
     out: list[str] = []
-    jb = _jieba_ready()
+    jb = jieba_ready()
     for tok in jb.lcut(folded):
         tok = tok.strip()
         if not tok or tok in STOPWORDS:

@@ -69,6 +69,7 @@ from typing import Any
 
 import numpy as np
 
+from rag import fs
 from rag.errors import (
     IndexCorruptError,
     IndexError_,
@@ -84,11 +85,6 @@ from rag.index.lexical import BM25Index
 from rag.ingest.neardup import NearDuplicate
 from rag.settings import Settings
 from rag.types import Chunk, CleaningReport, Document, Edit
-
-try:  # POSIX only; elsewhere writers are not serialised
-    import fcntl
-except ImportError:  # pragma: no cover
-    fcntl = None  # type: ignore[assignment]
 
 FORMAT_VERSION = 1
 POINTER = "CURRENT"
@@ -110,9 +106,6 @@ _POINTER_TEMP_NAME = re.compile(r"\.CURRENT\.[0-9a-f]{8}")
 # Files a repository keeps in a folder that is empty otherwise (like this project's index/README.md):
 # a folder holding only these is as good as empty. rag never writes or removes them.
 _PLACEHOLDERS = frozenset({"README", "README.md", "README.txt", "README.rst", ".gitkeep", ".keep", ".gitignore"})
-_O_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-_O_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
-_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
 
 FAULT_ENV = "RAG_FAULT_STEP"
 FAULT_STEPS: tuple[str, ...] = (
@@ -298,27 +291,6 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _document_json(doc: Document) -> dict[str, Any]:
     return {
         "source": doc.source,
@@ -356,7 +328,7 @@ def _read_pointer(index_dir: Path) -> str | None:
     """The version CURRENT names; None when there is no CURRENT, "" when it cannot be read
     (not text, not a plain file, or a symbolic link: it is never read through one)."""
     try:
-        fd = os.open(index_dir / POINTER, os.O_RDONLY | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK)
+        fd = os.open(index_dir / POINTER, os.O_RDONLY | fs.O_NOFOLLOW | fs.O_CLOEXEC | fs.O_NONBLOCK)
     except (FileNotFoundError, NotADirectoryError):
         return None
     except OSError:
@@ -379,48 +351,16 @@ def _sound_name(name: str | None) -> bool:
 # ---------------------------------------------------------------- what rag wrote
 
 
-def _lstat(path: Path) -> os.stat_result | None:
-    try:
-        return os.lstat(path)
-    except OSError:
-        return None
-
-
-def _is_plain_file(path: Path) -> bool:
-    """A regular file, not a symbolic link."""
-    st = _lstat(path)
-    return st is not None and stat.S_ISREG(st.st_mode)
-
-
-def _is_real_dir(path: Path) -> bool:
-    """A folder, not a symbolic link to one."""
-    st = _lstat(path)
-    return st is not None and stat.S_ISDIR(st.st_mode)
-
-
-def _create_file(path: Path, text: str) -> None:
-    """Create ``path`` holding ``text``, fsynced. It must not exist: an existing name (a symbolic
-    link included) raises ``FileExistsError``, so nothing is ever written through a link."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _O_NOFOLLOW | _O_CLOEXEC, 0o644)
-    try:
-        data = text.encode("utf-8")
-        while data:
-            data = data[os.write(fd, data):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _marked(folder: Path) -> bool:
     """``folder`` is a real folder holding rag's version marker: rag created it."""
-    return _is_real_dir(folder) and _is_plain_file(folder / VERSION_MARKER)
+    return fs.is_real_dir(folder) and fs.is_plain_file(folder / VERSION_MARKER)
 
 
 def _legacy_version(folder: Path) -> bool:
     """A version written before markers existed, provably by rag: named as rag names versions,
     its manifest reads and its digest verifies, and it holds nothing its manifest does not
     list (no other file, no link)."""
-    if not _VERSION_NAME.fullmatch(folder.name) or not _is_real_dir(folder):
+    if not _VERSION_NAME.fullmatch(folder.name) or not fs.is_real_dir(folder):
         return False
     try:
         manifest = read_manifest(folder)
@@ -430,11 +370,11 @@ def _legacy_version(folder: Path) -> bool:
     for root, dirs, files in os.walk(folder):
         base = Path(root)
         for d in dirs:
-            if not _is_real_dir(base / d):
+            if not fs.is_real_dir(base / d):
                 return False  # a link to a folder
         for f in files:
             p = base / f
-            if not _is_plain_file(p) or p.relative_to(folder).as_posix() not in listed:
+            if not fs.is_plain_file(p) or p.relative_to(folder).as_posix() not in listed:
                 return False
     return True
 
@@ -448,15 +388,15 @@ def _owned_temp(entry: Path) -> bool:
     """``entry`` is a temporary a writer of rag's left: a ``.tmp-v-*`` folder with the version
     marker (or empty: killed before the marker), or a ``.CURRENT.<8 hex>`` plain file."""
     if entry.name.startswith(_TEMP_PREFIX):
-        return _marked(entry) or (_is_real_dir(entry) and not os.listdir(entry))
-    return bool(_POINTER_TEMP_NAME.fullmatch(entry.name)) and _is_plain_file(entry)
+        return _marked(entry) or (fs.is_real_dir(entry) and not os.listdir(entry))
+    return bool(_POINTER_TEMP_NAME.fullmatch(entry.name)) and fs.is_plain_file(entry)
 
 
 def _remove_owned(entry: Path) -> bool:
     """Remove a folder (or pointer temporary) rag wrote. A folder loses its marker last (one
     that had none, a pre-marker version, gets one first), so a removal cut short by a kill
     leaves a folder still recognised as rag's. Returns whether it is gone."""
-    if not _is_real_dir(entry):
+    if not fs.is_real_dir(entry):
         try:
             entry.unlink()
         except FileNotFoundError:
@@ -465,9 +405,9 @@ def _remove_owned(entry: Path) -> bool:
             return False
         return True
     marker = entry / VERSION_MARKER
-    if not _is_plain_file(marker):
+    if not fs.is_plain_file(marker):
         try:
-            _create_file(marker, _VERSION_MARKER_TEXT)
+            fs.create_file(marker, _VERSION_MARKER_TEXT)
         except OSError:
             pass
     try:
@@ -475,7 +415,7 @@ def _remove_owned(entry: Path) -> bool:
             if child == VERSION_MARKER:
                 continue
             p = entry / child
-            if _is_real_dir(p):
+            if fs.is_real_dir(p):
                 shutil.rmtree(p)  # never follows a link inside
             else:
                 p.unlink()
@@ -497,17 +437,17 @@ def _adoptable(index_dir: Path) -> tuple[bool, list[str]]:
         p = index_dir / name
         if name.startswith("v-") and _owned_version(p):
             ours = True
-        elif name == MANIFEST and _is_plain_file(p):
+        elif name == MANIFEST and fs.is_plain_file(p):
             try:
                 read_manifest(index_dir)
                 ours = True
             except IndexError_:
                 foreign.append(name)
-        elif name in (LOCK, POINTER) and _is_plain_file(p):
+        elif name in (LOCK, POINTER) and fs.is_plain_file(p):
             continue
-        elif name in _PLACEHOLDERS and _is_plain_file(p):
+        elif name in _PLACEHOLDERS and fs.is_plain_file(p):
             continue
-        elif _owned_temp(p) or (name.startswith(_TEMP_PREFIX) and _is_real_dir(p)):
+        elif _owned_temp(p) or (name.startswith(_TEMP_PREFIX) and fs.is_real_dir(p)):
             continue  # a crashed writer's (one of before markers, too: kept, but no sign of foreign data)
         else:
             foreign.append(name)
@@ -538,7 +478,7 @@ def claim_index_dir(index_dir: Path) -> None:
         raise NotAnIndexError(f"{index_dir}: not a folder, so not an index; give a new or empty folder")
     marker = index_dir / INDEX_MARKER
     if os.path.lexists(marker):
-        if not _is_plain_file(marker):
+        if not fs.is_plain_file(marker):
             raise UnsafeIndexPathError(
                 f"{marker}: the index marker is a symbolic link or not a plain file; refused "
                 "(rag never writes through a link): remove it"
@@ -553,9 +493,9 @@ def claim_index_dir(index_dir: Path) -> None:
                 "refusing to write into it: give a new or empty folder, or an index rag built"
             )
     try:
-        _create_file(marker, _INDEX_MARKER_TEXT)
+        fs.create_file(marker, _INDEX_MARKER_TEXT)
     except FileExistsError:  # another writer marked it just now
-        if not _is_plain_file(marker):
+        if not fs.is_plain_file(marker):
             raise UnsafeIndexPathError(f"{marker}: the index marker is a symbolic link or not a plain file; refused") from None
     except OSError as exc:
         raise write_error(index_dir, exc) from exc
@@ -571,24 +511,20 @@ def writer_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]
     timeout = DEFAULT_LOCK_TIMEOUT if timeout is None else timeout
     path = index_dir / LOCK
     claim_index_dir(index_dir)  # before anything is written: refuses someone else's folder
-    if fcntl is None:  # pragma: no cover
+    if not fs.LOCKS_AVAILABLE:  # pragma: no cover
         yield
         return
     fd = _open_lock(path, index_dir)
     try:
         deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _lock_holder(fd)
-                    raise IndexLockedError(
-                        f"{path}: another process is writing this index{holder}; gave up after waiting "
-                        f"{timeout:g}s (try again when it has finished)"
-                    ) from None
-                time.sleep(0.05)
+        while not fs.try_lock(fd):
+            if time.monotonic() >= deadline:
+                holder = _lock_holder(fd)
+                raise IndexLockedError(
+                    f"{path}: another process is writing this index{holder}; gave up after waiting "
+                    f"{timeout:g}s (try again when it has finished)"
+                ) from None
+            time.sleep(0.05)
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n".encode(), 0)
@@ -597,7 +533,7 @@ def writer_lock(index_dir: Path, timeout: float | None = None) -> Iterator[None]
         try:
             yield
         finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
+            fs.unlock(fd)
     finally:
         os.close(fd)
 
@@ -606,7 +542,7 @@ def _open_lock(path: Path, index_dir: Path) -> int:
     """Open (or create) the lock file for reading and writing: never through a symbolic link
     (``O_NOFOLLOW``, no ``O_TRUNC``), and never when it is a hard link to another file, or not
     a plain file (a FIFO, a device): those raise :class:`UnsafeIndexPathError`."""
-    st = _lstat(path)
+    st = fs.lstat(path)
     if st is not None and not stat.S_ISREG(st.st_mode):
         kind = "a symbolic link" if stat.S_ISLNK(st.st_mode) else "not a plain file"
         raise UnsafeIndexPathError(
@@ -614,7 +550,7 @@ def _open_lock(path: Path, index_dir: Path) -> int:
             "through a link): remove it"
         )
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _O_NOFOLLOW | _O_CLOEXEC | _O_NONBLOCK, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | fs.O_NOFOLLOW | fs.O_CLOEXEC | fs.O_NONBLOCK, 0o644)
     except OSError as exc:
         if exc.errno == errno.ELOOP:  # became a link since the check
             raise UnsafeIndexPathError(f"{path}: the writer lock is a symbolic link; refused: remove it") from None
@@ -727,7 +663,7 @@ def write_index(index_dir: Path, content: IndexContent, *, based_on: str | None 
     try:
         tmp.mkdir()
         fault_point("after-temp-folder")
-        _create_file(tmp / VERSION_MARKER, _VERSION_MARKER_TEXT)  # first: the folder is provably rag's
+        fs.create_file(tmp / VERSION_MARKER, _VERSION_MARKER_TEXT)  # first: the folder is provably rag's
         fault_point("after-marker")
         vec_index = faiss.IndexFlatIP(content.dimension)
         if len(content.vectors):
@@ -755,9 +691,9 @@ def write_index(index_dir: Path, content: IndexContent, *, based_on: str | None 
                  if p.is_file() and p != tmp / VERSION_MARKER}  # the marker is about ownership, not content
         for p in tmp.rglob("*"):
             if p.is_file():
-                _fsync_file(p)
+                fs.fsync_file(p)
         for p in [tmp / "bm25", tmp]:
-            _fsync_dir(p)
+            fs.fsync_dir(p)
         fault_point("after-fsync")
         per_doc: dict[str, int] = {}
         for c in content.chunks:
@@ -782,18 +718,18 @@ def write_index(index_dir: Path, content: IndexContent, *, based_on: str | None 
         )
         mpath = tmp / MANIFEST
         mpath.write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
-        _fsync_file(mpath)
-        _fsync_dir(tmp)
+        fs.fsync_file(mpath)
+        fs.fsync_dir(tmp)
         fault_point("after-manifest")
         os.replace(tmp, final)
         renamed = True
-        _fsync_dir(index_dir)
+        fs.fsync_dir(index_dir)
         fault_point("after-rename")
-        _create_file(pointer_tmp, name + "\n")  # a new file (O_EXCL, no link followed), fsynced
+        fs.create_file(pointer_tmp, name + "\n")  # a new file (O_EXCL, no link followed), fsynced
         fault_point("after-pointer-temp")
         os.replace(pointer_tmp, index_dir / POINTER)
         published = True
-        _fsync_dir(index_dir)
+        fs.fsync_dir(index_dir)
         fault_point("after-publish")
     except OSError as exc:  # read-only, disk full, no permission: nothing was published
         _discard_unpublished(tmp, final if renamed and not published else None, pointer_tmp)
