@@ -43,8 +43,7 @@ from tqdm import tqdm
 
 import rag
 from rag.index.lexical import tokenize
-from rag.index.lifecycle import add_documents, remove_documents
-from rag.pipeline import build_index_report
+from rag.index.writer import IndexWriter
 from rag.index.store import FAULT_ENV, FAULT_STEPS
 
 MODEL = "test-hash"
@@ -110,11 +109,11 @@ def writer(op: str, layout: Layout, index: str, step: str | None) -> None:
 
 def operate(op: str, layout: Layout, index: Path) -> None:
     if op == "build":
-        build_index_report([layout.new], index, MODEL)
+        IndexWriter(index, model=MODEL).sync([layout.new])
     elif op == "add":
-        add_documents([layout.extra / name for name in EXTRA], index, MODEL)
+        IndexWriter(index, model=MODEL).add([layout.extra / name for name in EXTRA])
     elif op == "remove":
-        remove_documents([layout.old / "library.md"], index)
+        IndexWriter(index).remove([layout.old / "library.md"])
     else:
         raise ValueError(op)
 
@@ -201,9 +200,9 @@ def bench(work: Path, target: int, seed: int) -> dict[str, object]:
     layout = Layout(work / "docs" / "old", work / "docs" / "new", work / "docs" / "extra")
     fill(layout.old, {"article.txt": "最初的版本。"})
     template = work / "template"
-    build_index_report([layout.old], template, MODEL)
+    IndexWriter(template, model=MODEL).sync([layout.old])
     fill(layout.old, BASE)
-    build_index_report([layout.old], template, MODEL)  # two versions: the next publish prunes
+    IndexWriter(template, model=MODEL).sync([layout.old])  # two versions: the next publish prunes
     fill(layout.new, NEW)
     fill(layout.extra, EXTRA)
     before = fingerprint(template)

@@ -2,7 +2,7 @@
 
 Documents are the first ``--n`` contexts of a SQuAD-format JSON file (one file each). The
 benchmark builds the full ``n``-document index from scratch (the baseline), then builds the
-first ``n - 1`` documents and adds the last one with :func:`rag.index.lifecycle.add_documents`, and
+first ``n - 1`` documents and adds the last one with :meth:`rag.IndexWriter.add`, and
 checks that both indexes hold the same chunks and vectors. It then times re-embedding one
 changed document (``build``, which checks every file's sha256), removing one, and a build
 with nothing to do. Each timed call loads its model itself, as a separate call of the API
@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from rag.index.embedding import canonical_name, load_embedder
-    from rag.index.lifecycle import add_documents, remove_documents
-    from rag.pipeline import build_index_report
     from rag.index.store import load_index
+    from rag.index.writer import IndexWriter
 
     passages = load_passages(args.data, args.n)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-inc-"))
@@ -96,14 +95,15 @@ def main(argv: list[str] | None = None) -> int:
     os.chdir(work)
     timings: list[Timing] = []
 
-    t, _ = timed("full rebuild, n documents", lambda: build_index_report([all_docs], work / "index-full", model,
-                                                                         embedder=embedder, full=True))
+    def writer(index: Path) -> IndexWriter:
+        return IndexWriter(index, model=model, embedder=embedder)
+
+    t, _ = timed("full rebuild, n documents", lambda: writer(work / "index-full").sync([all_docs], full=True))
     timings.append(t)
-    t, _ = timed("full build, n-1 documents (setup)", lambda: build_index_report([part_docs], work / "index-inc", model,
-                                                                                 embedder=embedder, full=True))
+    t, _ = timed("full build, n-1 documents (setup)", lambda: writer(work / "index-inc").sync([part_docs], full=True))
     timings.append(t)
     new_doc.write_text(passages[-1], encoding="utf-8")
-    t, _ = timed("add 1 document", lambda: add_documents([new_doc], work / "index-inc", model, embedder=embedder))
+    t, _ = timed("add 1 document", lambda: writer(work / "index-inc").add([new_doc]))
     timings.append(t)
     full, inc = load_index(work / "index-full"), load_index(work / "index-inc")
     same_texts = [c.text for c in full.chunks] == [c.text for c in inc.chunks]
@@ -112,13 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     changed = part_docs / "p00000.txt"
     changed.write_text(changed.read_text(encoding="utf-8") + "\n這一段是後來加上的補充說明。", encoding="utf-8")
     t, _ = timed("re-embed 1 changed document (build, n files hashed)",
-                 lambda: build_index_report([part_docs], work / "index-inc", model, embedder=embedder))
+                 lambda: writer(work / "index-inc").sync([part_docs]))
     timings.append(t)
-    t, _ = timed("remove 1 document", lambda: remove_documents([changed], work / "index-inc"))
+    t, _ = timed("remove 1 document", lambda: IndexWriter(work / "index-inc").remove([changed]))
     timings.append(t)
     changed.unlink()
-    t, report = timed("build with nothing to do", lambda: build_index_report([part_docs], work / "index-inc", model,
-                                                                             embedder=embedder))
+    t, report = timed("build with nothing to do", lambda: writer(work / "index-inc").sync([part_docs]))
     timings.append(t)
 
     base, base_cpu = timings[0].seconds, timings[0].cpu_seconds

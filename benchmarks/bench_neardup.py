@@ -6,12 +6,12 @@ is a light edit of an earlier one (a real near-duplicate). For each size the scr
 
 * ``full``: :func:`rag.ingest.neardup.find_near_duplicates` over all ``n`` documents (a fresh build);
 * ``add``: the near-duplicate work of adding one document to the ``n``-document index, as
-  :mod:`rag.index.lifecycle` does it: the new document's signature, then the search with the
+  :class:`rag.IndexWriter` does it: the new document's signature, then the search with the
   previous result passed in (``previous=``, when the installed :mod:`rag.ingest.neardup` has it; an
   older one recomputes everything). Several adds with different names; each is checked
   against a full pass over the ``n + 1`` documents (the same pairs, or the script fails).
 
-With ``--end-to-end N`` it also times :func:`rag.index.lifecycle.add_texts` of one document into an
+With ``--end-to-end N`` it also times :meth:`rag.IndexWriter.add_texts` of one document into an
 ``N``-document index (test embedder), the whole add as a user sees it.
 
 Wall and CPU time are reported (the machine may be shared). Example::
@@ -149,13 +149,14 @@ def run_size(n: int, adds: int, incremental: bool) -> dict[str, Any]:
 
 def end_to_end(n: int) -> dict[str, Any]:
     """``add_texts`` of one document into an ``n``-document index built with the test embedder."""
-    from rag.index.lifecycle import add_texts
+    from rag.index.writer import IndexWriter
 
     sources, texts = corpus(n + 1)
     with tempfile.TemporaryDirectory(prefix="bench-neardup-") as tmp:
         index = Path(tmp) / "index"
-        _, build_s, _ = timed(lambda: add_texts(zip(sources[:n], texts[:n]), index, "test-hash", replace_all=True))
-        report, add_s, add_cpu = timed(lambda: add_texts([("reports/report-new.txt", texts[n])], index))
+        _, build_s, _ = timed(lambda: IndexWriter(index, model="test-hash").add_texts(zip(sources[:n], texts[:n]),
+                                                                                      replace_all=True))
+        report, add_s, add_cpu = timed(lambda: IndexWriter(index).add_texts([("reports/report-new.txt", texts[n])]))
     return {"documents": n, "build_seconds": round(build_s, 2), "add_seconds": round(add_s, 3),
             "add_cpu_seconds": round(add_cpu, 3), "near_duplicate_pairs": len(report.near_duplicates)}
 
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", default="2500,5000,10000", help="index sizes (default 2500,5000,10000)")
     parser.add_argument("--adds", type=int, default=3, help="adds timed per size (default 3)")
     parser.add_argument("--end-to-end", type=int, default=0, metavar="N",
-                        help="also time lifecycle.add_texts of one document into an N-document index")
+                        help="also time IndexWriter.add_texts of one document into an N-document index")
     parser.add_argument("--label", default="", help="a name for this run in the JSON (e.g. before, after)")
     parser.add_argument("--baseline", type=Path, default=None, metavar="FILE",
                         help="time this copy of rag/ingest/neardup.py instead of the installed one, e.g. the code "

@@ -11,7 +11,7 @@ real Chinese text, and every chunk is distinct.
 Vectors: embedding 100k chunks on 2 CPU cores takes hours, so the model embeds a sample of real
 chunks (``--embed-sample``, default 200) to measure its throughput, and the indexes are built
 from those real vectors reused with small perturbations (Gaussian noise of norm ``--noise``,
-then re-normalised). The build goes through the core's own ``rag.build_index_from_texts``
+then re-normalised). The build goes through the core's own ``rag.IndexWriter.add_texts``
 with a replaying embedder, so cleaning, chunking, BM25, the manifest and the write are all the
 real code; only the embedding stage is replaced, and its cost is *estimated* from the measured
 throughput. Queries are embedded by the real model, as they would be in use.
@@ -258,7 +258,7 @@ def phase_build(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     la0 = _loadavg()
     clock = StageClock()
     t0 = time.perf_counter()
-    info = rag.build_index_from_texts(docs, index_dir=index_dir, embedder=replay, progress=clock, full=True)
+    info = rag.IndexWriter(index_dir, embedder=replay, progress=clock).add_texts(docs, replace_all=True, full=True).info
     wall = time.perf_counter() - t0
     stages = clock.stages(wall)
     rest = wall - replay.seconds

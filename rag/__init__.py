@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from rag.errors import RagError
-from rag.index.lifecycle import (
-    BuildReport,
-    Duplicate,
-    IndexStatus,
-    add_documents,
-    add_texts,
-    index_status,
-    remove_documents,
-    update_index,
-)
+from rag.index.status import IndexStatus, index_status
+from rag.index.writer import BuildReport, Duplicate, IndexWriter
 from rag.ingest.neardup import NearDuplicate
-from rag.pipeline import QA, build_index, build_index_from_texts, clean_file, load
+from rag.pipeline import QA, build_index, clean_file, load
 from rag.settings import Settings
 from rag.index.store import LoadWarning
-from rag.types import Answer, Chunk, Citation, CleaningReport, Document, Hit, IndexInfo
+from rag.types import Answer, Chunk, Citation, CleaningReport, Document, Hit, IndexInfo, Progress
 
 __version__ = "0.1.0"
 
@@ -25,13 +17,10 @@ __all__ = [
     "BuildReport",
     "Duplicate",
     "IndexStatus",
+    "IndexWriter",
     "LoadWarning",
     "NearDuplicate",
-    "add_documents",
-    "add_texts",
     "index_status",
-    "remove_documents",
-    "update_index",
     "QA",
     "Answer",
     "Chunk",
@@ -40,10 +29,10 @@ __all__ = [
     "Document",
     "Hit",
     "IndexInfo",
+    "Progress",
     "RagError",
     "Settings",
     "build_index",
-    "build_index_from_texts",
     "clean_file",
     "load",
 ]

@@ -11,35 +11,21 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from rag.errors import RagError
 from rag.encoder.precision import PRECISIONS
 from rag.settings import K_DEFAULT, K_MAX, K_MIN, MODES
-from rag.terminal import escape, escape_json, say
+from rag.terminal import escape, escape_json, progress_printer, say
 from rag.types import Answer, Hit, to_jsonable
+
+if TYPE_CHECKING:
+    from rag.index.writer import IndexWriter
 
 
 def _one(value: object) -> str:
     """``value`` as one line for a message: newlines and every control character escaped."""
     return escape(str(value))
-
-
-def _progress_printer(stream: TextIO) -> Any:
-    last: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if total <= 0:
-            return
-        pct = int(100 * done / total) if total else 100
-        if last.get(stage) == pct:
-            return
-        last[stage] = pct
-        end = "\n" if done >= total else "\r"
-        stream.write(f"{_one(stage):>6}: {done}/{total} ({pct}%)" + end)
-        stream.flush()
-
-    return progress
 
 
 def _print_json(obj: Any) -> None:
@@ -87,12 +73,17 @@ def _report_json(report: Any) -> dict[str, Any]:
     }
 
 
-def _cmd_build(args: argparse.Namespace) -> int:
-    from rag.pipeline import build_index_report
+def _writer(args: argparse.Namespace) -> IndexWriter:
+    """The index writer of a ``build`` or ``add``: the flags' model, chunking and precision, and
+    progress on stderr unless ``--json``."""
+    from rag.index.writer import IndexWriter
 
-    progress = None if args.json else _progress_printer(sys.stderr)
-    report = build_index_report(args.paths or ["docs"], args.index, args.model, settings=_settings_overrides(args),
-                                progress=progress, full=args.full, precision=args.precision)
+    return IndexWriter(args.index, model=args.model, settings=_settings_overrides(args), precision=args.precision,
+                       progress=None if args.json else progress_printer(sys.stderr))
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    report = _writer(args).sync(args.paths or ["docs"], full=args.full)
     if args.json:
         _print_json(_report_json(report))
         return 0
@@ -101,11 +92,7 @@ def _cmd_build(args: argparse.Namespace) -> int:
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    from rag.index.lifecycle import add_documents
-
-    progress = None if args.json else _progress_printer(sys.stderr)
-    report = add_documents(args.paths, args.index, args.model, progress, settings=_settings_overrides(args),
-                           full=args.full, precision=args.precision)
+    report = _writer(args).add(args.paths, full=args.full)
     if args.json:
         _print_json(_report_json(report))
         return 0
@@ -114,9 +101,9 @@ def _cmd_add(args: argparse.Namespace) -> int:
 
 
 def _cmd_remove(args: argparse.Namespace) -> int:
-    from rag.index.lifecycle import remove_documents
+    from rag.index.writer import IndexWriter
 
-    report = remove_documents(args.sources, args.index)
+    report = IndexWriter(args.index).remove(args.sources)
     if args.json:
         _print_json(_report_json(report))
         return 0
@@ -129,7 +116,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from rag.index.lifecycle import index_status
+    from rag.index.status import index_status
 
     st = index_status(args.index, args.paths, verify=args.verify)
     if args.json:

@@ -4,21 +4,23 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable
 from pathlib import Path
 
 from rag.encoder.e5_runtime import E5Embedder
 from rag.index.embedding import (TEST_HASH, Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder,
                         load_query_embedder)
 from rag.errors import IndexIncompatibleError, QueryError, SourceNotFoundError
-from rag.index.lifecycle import BuildReport, Paths, Progress, add_texts, clean_raw, sync_index
+from rag.index.inputs import Paths, clean_raw
+from rag.index.writer import IndexWriter
 from rag.ingest.loaders import read_document
 from rag.answer.reader import Reader, ReaderSettings, corpus_cjk_share
 from rag.index.retriever import Retriever, dense_gate
 from rag.settings import Settings, check_k, check_mode
 from rag.answer.span_answer import SpanAnswerer
-from rag.index.store import Manifest, load_index
-from rag.types import Answer, Document, Hit, IndexInfo
+from rag.index.folder_store import open_store
+from rag.index.store import Manifest
+from rag.index.store_api import Store
+from rag.types import Answer, Document, Hit, IndexInfo, Progress
 
 MAX_QUESTION_CHARS = 2000
 
@@ -45,56 +47,20 @@ def build_index(
     ``os.PathLike``, or a sequence of them; other types raise ``TypeError``), incrementally.
 
     Only new and changed documents are embedded; removed ones are dropped (see
-    :func:`rag.index.lifecycle.sync_index`). ``full=True`` re-reads and re-embeds everything. An
-    index built with another model or chunking is rebuilt in full. ``model=None`` and
-    ``settings=None`` mean the existing index's, or the defaults for a new one. ``precision``
-    (:mod:`rag.encoder.precision`: "float32", "bf16", "int8"; default ``RAG_PRECISION``, else the
-    existing index's, else what this CPU runs best) is recorded in the manifest; an index built
-    at another one is rebuilt in full.
+    :meth:`rag.IndexWriter.sync`, which returns the full :class:`BuildReport`). ``full=True``
+    re-reads and re-embeds everything. An index built with another model or chunking is rebuilt
+    in full. ``model=None`` and ``settings=None`` mean the existing index's, or the defaults for a
+    new one. ``precision`` (:mod:`rag.encoder.precision`: "float32", "bf16", "int8"; default
+    ``RAG_PRECISION``, else the existing index's, else what this CPU runs best) is recorded in the
+    manifest; an index built at another one is rebuilt in full.
 
     Files that cannot be used are skipped with their reason (see ``IndexInfo.skipped``);
     with ``strict=True`` the first one raises instead. A build that yields no chunks raises
     :class:`NoDocumentsError` and leaves any existing index untouched.
     """
-    return build_index_report(
-        paths, index_dir, model, settings=settings, embedder=embedder, progress=progress, strict=strict, full=full,
-        precision=precision).info
-
-
-def build_index_report(
-    paths: Paths,
-    index_dir: str | os.PathLike[str] = "index",
-    model: str | None = None,
-    *,
-    settings: Settings | None = None,
-    embedder: Embedder | None = None,
-    progress: Progress | None = None,
-    strict: bool = False,
-    full: bool = False,
-    lock_timeout: float | None = None,
-    precision: str | None = None,
-) -> BuildReport:
-    """:func:`build_index`, returning the full :class:`BuildReport` (refused files with
-    reasons, what was added, updated, removed, duplicates, near-duplicates, reuse counts)."""
-    return sync_index(paths, index_dir, model, settings=settings, embedder=embedder, progress=progress,
-                      strict=strict, full=full, lock_timeout=lock_timeout, precision=precision)
-
-
-def build_index_from_texts(
-    items: Iterable[tuple[str, str]],
-    index_dir: str | os.PathLike[str] = "index",
-    model: str | None = None,
-    *,
-    settings: Settings | None = None,
-    embedder: Embedder | None = None,
-    progress: Progress | None = None,
-    full: bool = False,
-    precision: str | None = None,
-) -> IndexInfo:
-    """Index in-memory texts given as (source name, text) pairs: the index holds exactly them
-    (incrementally, like :func:`build_index`)."""
-    return add_texts(items, index_dir, model, progress, settings=settings, embedder=embedder,
-                     replace_all=True, full=full, precision=precision).info
+    writer = IndexWriter(index_dir, model=model, settings=settings, embedder=embedder, precision=precision,
+                         progress=progress)
+    return writer.sync(paths, strict=strict, full=full).info
 
 
 def check_question(question: object) -> str:
@@ -194,14 +160,15 @@ class QA:
 
 
 def load(
-    index_dir: str | os.PathLike[str] = "index",
+    index_dir: str | os.PathLike[str] | Store = "index",
     *,
     model: str | None = None,
     embedder: Embedder | None = None,
     verify: bool = True,
     reader: str | None = None,
 ) -> QA:
-    """Load an index and its model. A different ``model`` than the index's is refused.
+    """Load an index (a folder, or any :class:`rag.index.store_api.Store`) and its model. A
+    different ``model`` than the index's is refused.
 
     ``reader``: ``"span"`` answers with the learned span reader (short answer + its sentence),
     ``"sentence"`` with whole sentences only; ``None`` picks ``"span"`` for real embedding
@@ -210,37 +177,39 @@ def load(
     """
     if reader not in (None, "span", "sentence"):
         raise QueryError(f"reader must be 'span' or 'sentence', not {reader!r}")
-    folder = os.fspath(index_dir) if isinstance(index_dir, (str, os.PathLike)) else None
-    if not isinstance(folder, str):  # None, a number, bytes: not a folder name
-        raise QueryError(f"the index folder must be a path (str or os.PathLike), not {type(index_dir).__name__}")
-    path = Path(index_dir)
-    stored = load_index(path, verify=verify)
+    if not isinstance(index_dir, Store):
+        folder = os.fspath(index_dir) if isinstance(index_dir, (str, os.PathLike)) else None
+        if not isinstance(folder, str):  # None, a number, bytes: not a folder name
+            raise QueryError(f"the index folder must be a path (str or os.PathLike), not {type(index_dir).__name__}")
+    store = open_store(index_dir)
+    stored = store.read(verify=verify)
     built_with = stored.manifest.model
     if model is not None and canonical_name(model) != built_with:
         raise IndexIncompatibleError(
-            f"{path}: index was built with model {built_with!r}, not {canonical_name(model)!r}: rebuild needed"
+            f"{store.location}: index was built with model {built_with!r}, not {canonical_name(model)!r}: "
+            "rebuild needed"
         )
     if embedder is None:
         embedder = load_query_embedder(built_with, batch_size=stored.manifest.settings.batch_size,
                                        precision=stored.manifest.precision)
     elif embedder.name != built_with:
         raise IndexIncompatibleError(
-            f"{path}: index was built with model {built_with!r}, not {embedder.name!r}: rebuild needed"
+            f"{store.location}: index was built with model {built_with!r}, not {embedder.name!r}: rebuild needed"
         )
     elif getattr(embedder, "precision", "float32") != stored.manifest.precision and built_with != TEST_HASH:
         raise IndexIncompatibleError(
-            f"{path}: index vectors were computed in {stored.manifest.precision}, the model given runs in "
+            f"{store.location}: index vectors were computed in {stored.manifest.precision}, the model given runs in "
             f"{getattr(embedder, 'precision', 'float32')}: rebuild needed (python -m rag build --full) or load it "
             "without a model"
         )
     if embedder.dimension != stored.manifest.dimension:
         raise IndexIncompatibleError(
-            f"{path}: index has dimension {stored.manifest.dimension}, model {embedder.name!r} gives "
+            f"{store.location}: index has dimension {stored.manifest.dimension}, model {embedder.name!r} gives "
             f"{embedder.dimension}: rebuild needed"
         )
     if reader is None:
         reader = "span" if isinstance(embedder, (SentenceTransformerEmbedder, E5Embedder)) else "sentence"
-    qa = QA(path, stored, embedder)
+    qa = QA(Path(store.location), stored, embedder)
     if reader == "span":
         qa.span = _span_answerer(embedder, stored.documents, qa.reader)
     return qa

@@ -12,15 +12,19 @@ embeddings, overrides and isolates, the line and paragraph separators, and lone 
 file name that is not valid UTF-8, which could not be printed at all).
 
 :func:`say` is the one print of the command line (:mod:`rag.cli`, :mod:`rag.evaluation.cli`); library
-modules never print.
+modules never print. :func:`progress_printer` is the one progress display on a terminal (the
+command line's builds and the chat app's start-up sync).
 """
 
 from __future__ import annotations
 
 import re
 import sys
+from typing import TextIO
 
-__all__ = ["escape", "escape_json", "say"]
+from rag.types import Progress
+
+__all__ = ["escape", "escape_json", "progress_printer", "say"]
 
 _BIDI_AND_SEPARATORS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
 _SURROGATES = "\ud800-\udfff"
@@ -54,3 +58,22 @@ def say(text: str = "", *, err: bool = False) -> None:
     """Print ``text`` on stdout (stderr with ``err``), newlines kept and every other control
     character escaped. For the command line only: library code never prints."""
     print(escape(text, keep_newlines=True), file=sys.stderr if err else sys.stdout)
+
+
+def progress_printer(stream: TextIO, indent: str = "") -> Progress:
+    """A :class:`rag.types.Progress` callback that shows each stage on ``stream`` as
+    ``{indent}  read: 3/10 (30%)``, rewriting the line (``\\r``) until the stage is done, and only
+    when its percentage changes. Stage names are escaped like everything else printed."""
+    last: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if total <= 0:
+            return
+        pct = int(100 * done / total)
+        if last.get(stage) == pct:
+            return
+        last[stage] = pct
+        stream.write(f"{indent}{escape(stage):>6}: {done}/{total} ({pct}%)" + ("\n" if done >= total else "\r"))
+        stream.flush()
+
+    return progress

@@ -8,7 +8,7 @@ document named by ``source`` (see :class:`Document`), so that
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,20 @@ class IndexInfo:
     chunks: int
     seconds: float
     skipped: tuple[str, ...] = ()
+
+
+class Progress(Protocol):
+    """The one progress callback of the library: ``progress(stage, done, total)``.
+
+    Called with ``done`` from 0 to ``total`` for each stage, ending with ``done == total``.
+    An index write (:class:`rag.IndexWriter`) reports the stages ``read``, ``chunk``, ``embed``,
+    ``bm25`` and ``write``; a caller that does more around it (the chat's uploads) reports its
+    own stages through the same callback. The terminal shows it with
+    :func:`rag.terminal.progress_printer`, the chat's progress bar adapts it
+    (:func:`rag.ui.handlers.progress_bar`).
+    """
+
+    def __call__(self, stage: str, done: int, total: int, /) -> None: ...
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -18,8 +18,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.index.lexical import tokenize
-from rag.pipeline import build_index_report
 from rag.index.store import FAULT_ENV, writer_lock
+from rag.index.writer import IndexWriter
 
 tokenize("前三季度工业增加值同比增长")  # load jieba's dictionary once, in the server
 # bm25s's progress bars would give each writer a multiprocessing lock (a named semaphore) that a
@@ -39,7 +39,7 @@ def write_index(corpus: str, index: str, step: str | None, full: bool) -> None:
         os.environ[FAULT_ENV] = step
     else:
         os.environ.pop(FAULT_ENV, None)
-    build_index_report([corpus], index, "test-hash", full=full)
+    IndexWriter(index, model="test-hash").sync([corpus], full=full)
 
 
 def hold_lock(index: str, ready: str, seconds: float) -> None:

@@ -34,7 +34,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("answer", ("rag.answer", "rag.models")),
     # ``rag`` itself (its __init__) is the public facade over the pipeline
     ("pipeline", ("rag.pipeline", "rag")),
-    # run_eval builds and loads indexes through the pipeline (rag.build_index_from_texts, rag.load)
+    # run_eval builds and loads indexes through the pipeline (rag.IndexWriter, rag.load)
     ("evaluation", ("rag.evaluation",)),
     ("app", ("rag.cli", "rag.ui", "rag.__main__")),
 )

@@ -265,7 +265,7 @@ class TestEndToEnd:
     def test_reuse_refuses_another_corpus(self, tmp_path: Path) -> None:
         import rag
 
-        rag.build_index_from_texts([("other", "别的文字。")], index_dir=tmp_path / "idx", model=HASH)
+        rag.IndexWriter(tmp_path / "idx", model=HASH).add_texts([("other", "别的文字。")], replace_all=True)
         with pytest.raises(RagError, match="reuse-index"):
             run_eval(load_squad(FIXTURE), tmp_path / "idx", reuse_index=True, progress=False)
 
@@ -277,7 +277,7 @@ class TestEndToEnd:
         import rag
 
         doc = "熊猫吃竹子。\n\n臺北捷運第一條路線為文湖線。\n\n经济成长率为2.3%。"
-        rag.build_index_from_texts([("doc.txt", doc)], index_dir=tmp_path / "idx", model=HASH)
+        rag.IndexWriter(tmp_path / "idx", model=HASH).add_texts([("doc.txt", doc)], replace_all=True)
         qfile = tmp_path / "qa.jsonl"
         rows = [
             {"id": "1", "question": "台北捷运第一条路线是哪条？", "answers": ["文湖线"], "paragraphs": [1]},

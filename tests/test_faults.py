@@ -26,7 +26,7 @@ import pytest
 import rag
 from fault_workers import context, hold_lock, write_index
 from rag.errors import IndexCorruptError
-from rag.pipeline import build_index_report
+from rag.index.writer import IndexWriter
 from rag.index.store import FAULT_STEPS, LOCK, POINTER, VERSION_MARKER, IndexLockedError, current_version, load_index
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,12 +71,12 @@ def states(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path | str]:
     root = tmp_path_factory.mktemp("faults")
     corpus = root / "corpus"
     fill(corpus, {"article.txt": "最初的版本。"})
-    build_index_report([corpus], root / "old-index", "test-hash")
+    IndexWriter(root / "old-index", model="test-hash").sync([corpus])
     fill(corpus, OLD)
-    build_index_report([corpus], root / "old-index", "test-hash")
+    IndexWriter(root / "old-index", model="test-hash").sync([corpus])
     old = fingerprint(root / "old-index")
     fill(corpus, NEW)
-    build_index_report([corpus], root / "new-index", "test-hash")
+    IndexWriter(root / "new-index", model="test-hash").sync([corpus])
     new = fingerprint(root / "new-index")
     assert old != new
     return {"root": root, "corpus": corpus, "template": root / "old-index", "old": old, "new": new}
@@ -126,7 +126,7 @@ def test_kill_9_at_every_step_and_at_random_moments(states, tmp_path: Path):
         outcomes["old" if got == states["old"] else "new"] += 1
         assert rag.load(index).version_path == current_version(index)  # no fallback was needed
         # The next writer cleans up after the dead one and publishes the new state.
-        report = build_index_report([corpus], index, "test-hash")
+        report = IndexWriter(index, model="test-hash").sync([corpus])
         assert fingerprint(index) == states["new"]
         assert not list(index.glob(".tmp-*")) and not list(index.glob(f".{POINTER}.*"))
         assert len(list(index.glob("v-*"))) <= 2
@@ -155,7 +155,7 @@ def test_corrupt_current_version_falls_back_to_previous(states, tmp_path: Path):
         index = tmp_path / damage
         shutil.copytree(states["template"], index)
         fill(states["corpus"], NEW)
-        build_index_report([states["corpus"]], index, "test-hash")  # new version on top of the old one
+        IndexWriter(index, model="test-hash").sync([states["corpus"]])  # new version on top of the old one
         version = current_version(index)
         if damage == "truncate-faiss":
             f = version / "vectors.faiss"
@@ -185,7 +185,7 @@ def test_corrupt_current_version_falls_back_to_previous(states, tmp_path: Path):
         with pytest.raises(IndexCorruptError, match=expect):
             load_index(index, fallback=False)
         # A build repairs it: the damaged version is passed over and the new state published.
-        report = build_index_report([states["corpus"]], index, "test-hash")
+        report = IndexWriter(index, model="test-hash").sync([states["corpus"]])
         assert any("loaded the previous version" in w for w in report.warnings)
         assert load_index(index).warning is None and fingerprint(index) == states["new"]
 
@@ -208,7 +208,7 @@ def test_stale_temporaries_cleaned_when_a_writer_starts(states, tmp_path: Path):
     (index / ".tmp-v-000076-dead").mkdir()  # killed before it wrote its marker: empty
     (index / f".{POINTER}.deadbeef").write_text("v-000077-dead\n", encoding="utf-8")
     shutil.copytree(current_version(index), index / "v-000078-unpublished")
-    build_index_report([states["corpus"]], index, "test-hash")
+    IndexWriter(index, model="test-hash").sync([states["corpus"]])
     names = sorted(p.name for p in index.iterdir())
     assert not [n for n in names if n.startswith(".tmp-") or n.startswith(f".{POINTER}.") or "unpublished" in n]
     assert LOCK in names and POINTER in names
@@ -221,10 +221,10 @@ def test_readers_in_threads_during_three_rebuilds(states, tmp_path: Path):
     fill(folder_new, NEW)
     expected = {}
     for name, folder in (("old", folder_old), ("new", folder_new)):
-        build_index_report([folder], root / f"expect-{name}", "test-hash")
+        IndexWriter(root / f"expect-{name}", model="test-hash").sync([folder])
         expected[name] = fingerprint(root / f"expect-{name}")
     index = root / "index"
-    build_index_report([folder_old], index, "test-hash")
+    IndexWriter(index, model="test-hash").sync([folder_old])
     held = rag.load(index)
     held_fp = fingerprint(index)
     stop = threading.Event()
@@ -258,7 +258,7 @@ def test_readers_in_threads_during_three_rebuilds(states, tmp_path: Path):
     try:
         for folder in (folder_new, folder_old, folder_new):
             time.sleep(0.2)
-            build_index_report([folder], index, "test-hash")
+            IndexWriter(index, model="test-hash").sync([folder])
         time.sleep(0.2)
     finally:
         stop.set()
@@ -282,9 +282,9 @@ def test_second_writer_waits_then_fails_with_a_clear_message(states, tmp_path: P
         while not ready.exists() and time.monotonic() < deadline:
             time.sleep(0.02)
         with pytest.raises(IndexLockedError, match=rf"\.lock: another process is writing this index \(pid {proc.pid} .*gave up after waiting 0.3s"):
-            build_index_report([states["corpus"]], index, "test-hash", lock_timeout=0.3)
+            IndexWriter(index, model="test-hash", lock_timeout=0.3).sync([states["corpus"]])
         assert fingerprint(index) == states["old"]
-        report = build_index_report([states["corpus"]], index, "test-hash", lock_timeout=30)  # waits its turn
+        report = IndexWriter(index, model="test-hash", lock_timeout=30).sync([states["corpus"]])  # waits its turn
         assert report.published and fingerprint(index) == states["new"]
     finally:
         proc.join(30)
@@ -302,7 +302,7 @@ def test_concurrent_writer_threads_are_serialised(states, tmp_path: Path):
 
     def write(folder: Path) -> None:
         try:
-            build_index_report([folder], index, "test-hash")
+            IndexWriter(index, model="test-hash").sync([folder])
         except BaseException as exc:  # noqa: BLE001
             errors.append(exc)
 

@@ -13,9 +13,8 @@ from hypothesis import strategies as st
 
 import rag
 from rag.errors import NoDocumentsError
-from rag.index.lifecycle import add_documents, remove_documents
-from rag.pipeline import build_index_report
 from rag.index.store import load_index
+from rag.index.writer import IndexWriter
 
 ARTICLE = ("前三季度，全国规模以上工业增加值同比增长5.8%，比上半年加快0.2个百分点。工业投资连续八个月保持两位数增长。"
            "高技术制造业增加值同比增长8.9%，明显快于全部规模以上工业。")
@@ -71,20 +70,20 @@ def test_random_add_remove_sequences_equal_a_fresh_build(sequence):
                 target = name if name in members else sorted(members)[0]
                 if members == {target}:
                     try:
-                        remove_documents([corpus / target], index)
+                        IndexWriter(index).remove([corpus / target])
                         raise AssertionError("removing the last document must be refused")
                     except NoDocumentsError:
                         continue
-                remove_documents([corpus / target], index)
+                IndexWriter(index).remove([corpus / target])
                 members.discard(target)
                 (corpus / target).unlink()
             else:
                 names = [name] if op == "add" else [n for n in NAMES if n >= name][:3]
                 for n in names:
                     (corpus / n).write_text(CONTENTS[n][variant], encoding="utf-8")
-                add_documents([corpus / n for n in names], index, "test-hash")
+                IndexWriter(index, model="test-hash").add([corpus / n for n in names])
                 members.update(names)
-            build_index_report([corpus / n for n in sorted(members)], fresh, "test-hash", full=True)
+            IndexWriter(fresh, model="test-hash").sync([corpus / n for n in sorted(members)], full=True)
             got, got_vectors = snapshot(index)
             want, want_vectors = snapshot(fresh)
             assert got == want, (op, name, variant)

@@ -14,8 +14,8 @@ import rag
 from rag.cli import main
 from rag.index.embedding import HashEmbedder
 from rag.errors import IndexCorruptError, NotAnIndexError, UnsafeIndexPathError
-from rag.index.lifecycle import add_documents, index_status, remove_documents, sync_index, update_index
-from rag.pipeline import build_index_report
+from rag.index.status import index_status
+from rag.index.writer import IndexWriter
 from rag.index.store import LOCK, POINTER, current_version, load_index
 
 INDEX_MARKER = ".rag-index"
@@ -45,10 +45,10 @@ def docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def two_versions(docs: Path, index: Path) -> tuple[Path, Path]:
     """An index with two published versions (the second adds a museum document)."""
-    build_index_report([docs], index, "test-hash")
+    IndexWriter(index, model="test-hash").sync([docs])
     first = current_version(index)
     write(docs, "museum.txt", "The museum opens at 10 am on Sundays.")
-    build_index_report([docs], index, "test-hash")
+    IndexWriter(index, model="test-hash").sync([docs])
     second = current_version(index)
     assert first != second and first.is_dir()
     return first, second
@@ -79,8 +79,8 @@ def test_build_refuses_a_folder_of_someone_elses_files(docs: Path):
     write(x, "notes.txt", "my notes")
     before = tree(x)
     for writer in (lambda: rag.build_index([docs], index_dir=x, model="test-hash"),
-                   lambda: add_documents([docs], x, "test-hash"),
-                   lambda: remove_documents(["docs/bridge.txt"], x)):
+                   lambda: IndexWriter(x, model="test-hash").add([docs]),
+                   lambda: IndexWriter(x).remove(["docs/bridge.txt"])):
         with pytest.raises(NotAnIndexError, match=r"^x: .*not an index"):
             writer()
         assert tree(x) == before  # nothing deleted, nothing written (not even a lock)
@@ -98,7 +98,7 @@ def test_new_and_empty_folders_are_marked_as_index_folders(docs: Path):
     empty = Path("empty")
     empty.mkdir()
     for index in (Path("new") / "deeper", empty):
-        build_index_report([docs], index, "test-hash")
+        IndexWriter(index, model="test-hash").sync([docs])
         assert (index / INDEX_MARKER).is_file() and not (index / INDEX_MARKER).is_symlink()
         version = current_version(index)
         assert (version / VERSION_MARKER).is_file()
@@ -106,7 +106,7 @@ def test_new_and_empty_folders_are_marked_as_index_folders(docs: Path):
     # A folder holding only a placeholder README (like this repository's index/) is usable too.
     placeholder = Path("placeholder")
     write(placeholder, "README.md", "The built index lives here.")
-    build_index_report([docs], placeholder, "test-hash")
+    IndexWriter(placeholder, model="test-hash").sync([docs])
     assert (placeholder / "README.md").read_text(encoding="utf-8") == "The built index lives here."
     assert rag.load(placeholder).chunk_count > 0
 
@@ -120,10 +120,10 @@ def test_foreign_folders_inside_an_index_are_never_deleted(docs: Path):
     (index / ".CURRENT.mine").write_text("not a pointer temp of ours\n", encoding="utf-8")
     for step in range(3):
         write(docs, "extra.txt", f"Extra document number {step} about trains.")
-        r = build_index_report([docs], index, "test-hash")
+        r = IndexWriter(index, model="test-hash").sync([docs])
         assert r.published
     (index / POINTER).unlink()  # and with the pointer lost
-    add_documents([write(Path("more"), "one.txt", "One more document about ferries.")], index)
+    IndexWriter(index).add([write(Path("more"), "one.txt", "One more document about ferries.")])
     assert (index / "v-important" / "t.txt").read_text(encoding="utf-8") == "thesis"
     assert (index / "v-000999-notes" / "n.txt").read_text(encoding="utf-8") == "mine"
     assert (index / ".tmp-mine" / "keep.txt").read_text(encoding="utf-8") == "scratch"
@@ -141,7 +141,7 @@ def test_crashed_writer_leftovers_carry_the_marker_and_are_removed(docs: Path):
     (index / ".tmp-v-000078-20240101T000000-0badf00d").mkdir()  # killed before its marker: empty
     (index / f".{POINTER}.deadbeef").write_text("v-000077-dead\n", encoding="utf-8")
     write(docs, "extra.txt", "Extra document about trains.")
-    build_index_report([docs], index, "test-hash")
+    IndexWriter(index, model="test-hash").sync([docs])
     assert not list(index.glob(".tmp-*")) and not list(index.glob(f".{POINTER}.*"))
     assert len(list(index.glob("v-*"))) == 2
 
@@ -156,7 +156,7 @@ def test_index_written_without_markers_keeps_loading_and_updating(docs: Path):
     strip_markers(index)
     assert rag.load(index).version_path == second
     write(docs, "extra.txt", "Extra document about trains.")
-    r = update_index([docs], index)
+    r = IndexWriter(index).sync([docs], refuse_mismatch=True)
     assert r.published and r.added == ("docs/extra.txt",) and r.info.model == "test-hash"
     third = current_version(index)
     names = sorted(p.name for p in index.glob("v-*"))
@@ -173,7 +173,7 @@ def test_legacy_version_with_foreign_files_is_kept(docs: Path):
     write(first, "my-notes.txt", "do not lose me")  # not in its manifest: not provably ours
     for step in range(2):
         write(docs, "extra.txt", f"Extra document number {step}.")
-        build_index_report([docs], index, "test-hash")
+        IndexWriter(index, model="test-hash").sync([docs])
     assert (first / "my-notes.txt").read_text(encoding="utf-8") == "do not lose me"
 
 
@@ -201,7 +201,7 @@ def test_lost_pointer_loads_the_newest_intact_version_with_a_warning(docs: Path)
 
 
 def test_lost_pointer_add_keeps_every_version_and_the_model(docs: Path, monkeypatch: pytest.MonkeyPatch):
-    import rag.index.lifecycle
+    import rag.index.reuse
 
     def only_test_hash(name: str | None = None, **kwargs: object) -> HashEmbedder:
         assert name == "test-hash", f"the writer switched to model {name!r}"
@@ -210,8 +210,8 @@ def test_lost_pointer_add_keeps_every_version_and_the_model(docs: Path, monkeypa
     index = Path("index")
     first, second = two_versions(docs, index)
     (index / POINTER).unlink()
-    monkeypatch.setattr(rag.index.lifecycle, "load_embedder", only_test_hash)
-    r = add_documents([write(Path("more"), "one.txt", "One more document about ferries.")], index)
+    monkeypatch.setattr(rag.index.reuse, "load_embedder", only_test_hash)
+    r = IndexWriter(index).add([write(Path("more"), "one.txt", "One more document about ferries.")])
     assert first.is_dir() and second.is_dir()  # nothing that was not a failed write is deleted
     assert any(second.name in w for w in r.warnings)
     assert r.info.model == "test-hash" and r.added == ("more/one.txt",)
@@ -225,11 +225,11 @@ def test_lost_pointer_remove_and_build_recover(docs: Path):
     index = Path("index")
     first, second = two_versions(docs, index)
     (index / POINTER).unlink()
-    r = remove_documents(["docs/museum.txt"], index)
+    r = IndexWriter(index).remove(["docs/museum.txt"])
     assert r.removed == ("docs/museum.txt",) and any(second.name in w for w in r.warnings)
     assert first.is_dir() and second.is_dir()
     (index / POINTER).unlink()
-    r = sync_index([docs], index)
+    r = IndexWriter(index).sync([docs])
     assert r.info.model == "test-hash" and r.added == ("docs/museum.txt",) and not r.full
 
 
@@ -242,12 +242,12 @@ def test_a_single_path_is_one_path_not_its_characters(docs: Path):
     assert info.documents == 2 and not info.skipped
     assert rag.build_index(Path("docs"), index_dir=index).documents == 2
     assert rag.build_index("docs/", index_dir=index).documents == 2
-    r = add_documents(str(write(Path("more"), "one.txt", "One more document about ferries.")), index)
+    r = IndexWriter(index).add(str(write(Path("more"), "one.txt", "One more document about ferries.")))
     assert r.added == ("more/one.txt",)
     assert index_status(index, "docs").removed == ("more/one.txt",)
-    r = remove_documents("more/one.txt", index)
+    r = IndexWriter(index).remove("more/one.txt")
     assert r.removed == ("more/one.txt",)
-    r = update_index(Path("docs"), index)
+    r = IndexWriter(index).sync(Path("docs"), refuse_mismatch=True)
     assert not r.published and r.info.documents == 2
 
 
@@ -256,7 +256,7 @@ def test_paths_of_other_types_are_a_type_error(docs: Path, bad: object):
     with pytest.raises(TypeError, match="path"):
         rag.build_index(bad, index_dir="index", model="test-hash")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="path"):
-        remove_documents(bad, "index")  # type: ignore[arg-type]
+        IndexWriter("index").remove(bad)  # type: ignore[arg-type]
     assert not Path("index").exists()
 
 
@@ -265,31 +265,31 @@ def test_paths_of_other_types_are_a_type_error(docs: Path, bad: object):
 
 def test_lock_that_is_a_symbolic_link_is_refused(docs: Path, tmp_path: Path):
     index = Path("index")
-    build_index_report([docs], index, "test-hash")
+    IndexWriter(index, model="test-hash").sync([docs])
     victim = tmp_path / "victim"
     victim.write_text("precious\n", encoding="utf-8")
     (index / LOCK).unlink()
     (index / LOCK).symlink_to(victim.resolve())
     with pytest.raises(UnsafeIndexPathError, match=r"\.lock.*symbolic link"):
-        add_documents([write(Path("more"), "f.txt", "A file about ferries.")], index)
+        IndexWriter(index).add([write(Path("more"), "f.txt", "A file about ferries.")])
     assert victim.read_text(encoding="utf-8") == "precious\n"
     # A dangling link would make the lock's O_CREAT create its target.
     (index / LOCK).unlink()
     (index / LOCK).symlink_to(tmp_path / "created-through-the-link")
     with pytest.raises(UnsafeIndexPathError):
-        build_index_report([docs], index, "test-hash")
+        IndexWriter(index, model="test-hash").sync([docs])
     assert not (tmp_path / "created-through-the-link").exists()
 
 
 def test_lock_that_is_a_hard_link_is_refused(docs: Path, tmp_path: Path):
     index = Path("index")
-    build_index_report([docs], index, "test-hash")
+    IndexWriter(index, model="test-hash").sync([docs])
     victim = tmp_path / "victim"
     victim.write_text("precious\n", encoding="utf-8")
     (index / LOCK).unlink()
     os.link(victim, index / LOCK)
     with pytest.raises(UnsafeIndexPathError, match="hard link"):
-        build_index_report([docs], index, "test-hash")
+        IndexWriter(index, model="test-hash").sync([docs])
     assert victim.read_text(encoding="utf-8") == "precious\n"
 
 
@@ -301,11 +301,11 @@ def test_pointer_and_marker_links_are_never_written_through(docs: Path, tmp_path
     (index / POINTER).unlink()
     (index / POINTER).symlink_to(victim.resolve())
     write(docs, "extra.txt", "Extra document about trains.")
-    r = build_index_report([docs], index, "test-hash")
+    r = IndexWriter(index, model="test-hash").sync([docs])
     assert r.published and victim.read_text(encoding="utf-8") == second.name + "\n"
     assert not (index / POINTER).is_symlink() and load_index(index).warning is None
     (index / INDEX_MARKER).unlink()
     (index / INDEX_MARKER).symlink_to(victim.resolve())
     with pytest.raises(UnsafeIndexPathError, match=r"\.rag-index"):
-        build_index_report([docs], index, "test-hash")
+        IndexWriter(index, model="test-hash").sync([docs])
     assert victim.read_text(encoding="utf-8") == second.name + "\n"

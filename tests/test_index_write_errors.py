@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 import rag
-from rag.index import lifecycle
 from rag.index import store
+from rag.index.writer import IndexWriter
 from rag.cli import main
 from rag.errors import IndexError_, RagError
 
@@ -219,7 +219,7 @@ def test_api_raises_a_typed_write_error(monkeypatch: pytest.MonkeyPatch, built: 
     with monkeypatch.context() as mp:
         reason = inject(mp, index)
         with pytest.raises(IndexWriteError) as info:
-            lifecycle.add_documents([extra], index)
+            IndexWriter(index).add([extra])
     exc = info.value
     assert isinstance(exc, IndexError_) and isinstance(exc, RagError)
     assert exc.path == str(index) and reason in exc.reason

@@ -13,8 +13,8 @@ import rag
 from rag.cli import main
 from rag.index.embedding import HashEmbedder
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexNotFoundError, NoDocumentsError, SourceNotFoundError
-from rag.index.lifecycle import add_documents, index_status, remove_documents, update_index
-from rag.pipeline import build_index_report
+from rag.index.status import index_status
+from rag.index.writer import IndexWriter
 from rag.settings import Settings
 from rag.index.store import POINTER, current_version, load_index
 
@@ -60,14 +60,14 @@ def test_status_tracks_new_changed_removed(tmp_path: Path, seed_path: Path, monk
 
 
 def test_build_is_incremental(corpus: Path):
-    first = build_index_report([corpus], "index", "test-hash")
+    first = IndexWriter("index", model="test-hash").sync([corpus])
     assert first.added == ("docs/article.txt", "docs/bridge.txt", "docs/library.md") and first.reused_chunks == 0
-    again = build_index_report([corpus], "index")
+    again = IndexWriter("index").sync([corpus])
     assert not again.published and again.embedded_chunks == 0 and again.info.index_dir == first.info.index_dir
     write(corpus, "bridge.txt", "The old bridge was rebuilt in 1990 after the flood.")
     write(corpus, "new.txt", "The museum opens at 10 am on Sundays.")
     (corpus / "library.md").unlink()
-    r = build_index_report([corpus], "index")
+    r = IndexWriter("index").sync([corpus])
     assert r.added == ("docs/new.txt",) and r.updated == ("docs/bridge.txt",) and r.removed == ("docs/library.md",)
     assert r.unchanged == ("docs/article.txt",)
     assert r.embedded_chunks == 2 and r.reused_chunks == r.info.chunks - 2 and not r.full
@@ -76,43 +76,43 @@ def test_build_is_incremental(corpus: Path):
     for h in qa.search("When does the city library open?", k=10):
         assert h.source != "docs/library.md"
     assert [c.chunk_id for c in qa._stored.chunks] == list(range(qa.chunk_count))
-    full = build_index_report([corpus], "index", full=True)
+    full = IndexWriter("index").sync([corpus], full=True)
     assert full.full and full.embedded_chunks == full.info.chunks
 
 
 def test_add_remove_and_update(corpus: Path, tmp_path: Path):
-    add_documents([corpus / "article.txt"], "index", "test-hash")
-    r = add_documents([corpus / "library.md", corpus / "bridge.txt"], "index")
+    IndexWriter("index", model="test-hash").add([corpus / "article.txt"])
+    r = IndexWriter("index").add([corpus / "library.md", corpus / "bridge.txt"])
     assert r.added == ("docs/bridge.txt", "docs/library.md") and r.unchanged == ("docs/article.txt",)
     assert r.reused_chunks == load_index(Path("index")).manifest.documents[0].chunks
     qa = rag.load("index")
     assert qa.ask("When was the old bridge built?").span == "1890"
-    r = remove_documents(["docs/bridge.txt"], "index")
+    r = IndexWriter("index").remove(["docs/bridge.txt"])
     assert r.removed == ("docs/bridge.txt",) and r.embedded_chunks == 0
     qa = rag.load("index")
     assert all(h.source != "docs/bridge.txt" for h in qa.search("bridge 1890", k=10))
     assert not qa.ask("When was the old bridge built?").found
     with pytest.raises(SourceNotFoundError, match="docs/nope.txt: not in the index"):
-        remove_documents(["docs/nope.txt"], "index")
-    r = remove_documents(["docs/library.md", "docs/nope.txt"], "index")
+        IndexWriter("index").remove(["docs/nope.txt"])
+    r = IndexWriter("index").remove(["docs/library.md", "docs/nope.txt"])
     assert r.removed == ("docs/library.md",) and [e.path for e in r.errors] == ["docs/nope.txt"]
     before = (Path("index") / POINTER).read_text()
     with pytest.raises(NoDocumentsError, match="current index is kept"):
-        remove_documents([corpus], "index")  # a folder removes everything under it: refused
+        IndexWriter("index").remove([corpus])  # a folder removes everything under it: refused
     assert (Path("index") / POINTER).read_text() == before
     write(corpus, "article.txt", ARTICLE + "增长势头良好。")
-    r = update_index([corpus], "index")
+    r = IndexWriter("index").sync([corpus], refuse_mismatch=True)
     assert r.updated == ("docs/article.txt",) and r.added == ("docs/bridge.txt", "docs/library.md")
 
 
 def test_remove_without_index(tmp_path: Path):
     with pytest.raises(IndexNotFoundError):
-        remove_documents(["a.txt"], tmp_path / "none")
+        IndexWriter(tmp_path / "none").remove(["a.txt"])
 
 
 def test_exact_duplicates_indexed_once(corpus: Path):
     shutil.copy(corpus / "bridge.txt", corpus / "bridge-copy.txt")
-    r = build_index_report([corpus], "index", "test-hash")
+    r = IndexWriter("index", model="test-hash").sync([corpus])
     assert [(d.source, d.same_as) for d in r.duplicates] == [("docs/bridge.txt", "docs/bridge-copy.txt")]
     assert r.info.documents == 3
     qa = rag.load("index")
@@ -120,7 +120,7 @@ def test_exact_duplicates_indexed_once(corpus: Path):
     st = index_status("index", [corpus])
     assert not st.stale and [(d.source, d.same_as) for d in st.duplicates] == [("docs/bridge.txt", "docs/bridge-copy.txt")]
     (corpus / "bridge-copy.txt").unlink()
-    r = build_index_report([corpus], "index")
+    r = IndexWriter("index").sync([corpus])
     assert r.removed == ("docs/bridge-copy.txt",) and r.embedded_chunks == 0 and not r.duplicates
     qa = rag.load("index")
     assert qa.ask("When was the old bridge built?").citations[0].source == "docs/bridge.txt"
@@ -128,14 +128,14 @@ def test_exact_duplicates_indexed_once(corpus: Path):
 
 def test_near_duplicates_reported_and_indexed(corpus: Path):
     write(corpus, "repost.txt", REPOST)
-    r = build_index_report([corpus], "index", "test-hash")
+    r = IndexWriter("index", model="test-hash").sync([corpus])
     assert [(n.source, n.similar_to) for n in r.near_duplicates] == [("docs/repost.txt", "docs/article.txt")]
     assert 0.8 <= r.near_duplicates[0].jaccard < 1.0
     assert r.info.documents == 4
     st = index_status("index")
     assert [(n.source, n.similar_to) for n in st.near_duplicates] == [("docs/repost.txt", "docs/article.txt")]
     write(corpus, "other.txt", "装备制造业增长7.4%。" + "这是一篇完全不同的文章，讲的是天气和交通。" * 3)
-    assert len(build_index_report([corpus], "index").near_duplicates) == 1
+    assert len(IndexWriter("index").sync([corpus]).near_duplicates) == 1
 
 
 class OtherModel(HashEmbedder):
@@ -145,17 +145,17 @@ class OtherModel(HashEmbedder):
 
 
 def test_model_and_chunking_mismatch_refused_unless_full(corpus: Path):
-    build_index_report([corpus], "index", "test-hash")
+    IndexWriter("index", model="test-hash").sync([corpus])
     new = write(Path("more"), "n.txt", "Another document about trains.")
     with pytest.raises(IndexIncompatibleError, match="model 'test-hash', not 'other-model'.*rebuild needed"):
-        add_documents([new], "index", embedder=OtherModel())
+        IndexWriter("index", embedder=OtherModel()).add([new])
     with pytest.raises(IndexIncompatibleError, match="dimension 64, not 16: rebuild needed"):
-        update_index([corpus], "index", embedder=HashEmbedder(dimension=16))
+        IndexWriter("index", embedder=HashEmbedder(dimension=16)).sync([corpus], refuse_mismatch=True)
     with pytest.raises(IndexIncompatibleError, match="chunk_chars=300.*rebuild needed"):
-        add_documents([new], "index", settings=Settings(chunk_chars=120))
-    r = add_documents([new], "index", embedder=OtherModel(), full=True)
+        IndexWriter("index", settings=Settings(chunk_chars=120)).add([new])
+    r = IndexWriter("index", embedder=OtherModel()).add([new], full=True)
     assert r.full and r.info.model == "other-model" and r.info.dimension == 32 and r.info.documents == 4
-    r = build_index_report([corpus], "index", embedder=HashEmbedder())  # build: rebuilds in full, says why
+    r = IndexWriter("index", embedder=HashEmbedder()).sync([corpus])  # build: rebuilds in full, says why
     assert r.full and any("rebuilding in full" in w for w in r.warnings)
     assert rag.load("index").manifest.model == "test-hash"
 
@@ -163,51 +163,52 @@ def test_model_and_chunking_mismatch_refused_unless_full(corpus: Path):
 def test_other_format_version_refused_by_add_rebuilt_by_build(corpus: Path):
     from rag.index.store import _digest
 
-    build_index_report([corpus], "index", "test-hash")
+    IndexWriter("index", model="test-hash").sync([corpus])
     mpath = current_version(Path("index")) / "manifest.json"
     data = json.loads(mpath.read_text(encoding="utf-8"))
     data["format_version"] = 99
     data["digest"] = _digest(data)
     mpath.write_text(json.dumps(data), encoding="utf-8")
     with pytest.raises(IndexIncompatibleError, match="format 99.*rebuild needed"):
-        add_documents([corpus / "article.txt"], "index")
+        IndexWriter("index").add([corpus / "article.txt"])
     with pytest.raises(IndexIncompatibleError, match="rebuild needed"):
         rag.load("index")
-    r = build_index_report([corpus], "index", "test-hash")
+    r = IndexWriter("index", model="test-hash").sync([corpus])
     assert r.full and any("cannot be used" in w for w in r.warnings)
     assert rag.load("index").ask("When was the old bridge built?").span == "1890"
 
 
 def test_corrupt_index_refused_by_add(corpus: Path):
-    build_index_report([corpus], "index", "test-hash")
+    IndexWriter("index", model="test-hash").sync([corpus])
     (current_version(Path("index")) / "chunks.jsonl").write_text("garbage\n", encoding="utf-8")
     with pytest.raises(IndexCorruptError, match="checksum mismatch.*rag build --full"):
-        add_documents([corpus / "article.txt"], "index")
+        IndexWriter("index").add([corpus / "article.txt"])
 
 
 def test_changed_cleaning_code_recleans_without_reembedding(corpus: Path, monkeypatch):
-    import rag.index.lifecycle
+    import rag.index.writer
 
-    build_index_report([corpus], "index", "test-hash")
-    monkeypatch.setattr(rag.index.lifecycle, "pipeline_fingerprint", lambda: "another-version")
-    r = build_index_report([corpus], "index")
+    IndexWriter("index", model="test-hash").sync([corpus])
+    monkeypatch.setattr(rag.index.writer, "pipeline_fingerprint", lambda: "another-version")
+    r = IndexWriter("index").sync([corpus])
     assert r.published and r.embedded_chunks == 0 and r.unchanged == ("docs/article.txt", "docs/bridge.txt", "docs/library.md")
     assert rag.load("index").manifest.fingerprint == "another-version"
-    r = remove_documents(["docs/bridge.txt"], "index")
+    r = IndexWriter("index").remove(["docs/bridge.txt"])
     assert r.embedded_chunks == 0
 
 
 def test_settings_default_to_the_index(corpus: Path):
-    build_index_report([corpus], "index", "test-hash", settings=Settings(chunk_chars=120, chunk_overlap=20))
-    r = add_documents([write(Path("more"), "n.txt", "Another document about trains.")], "index")
+    IndexWriter("index", model="test-hash", settings=Settings(chunk_chars=120, chunk_overlap=20)).sync([corpus])
+    r = IndexWriter("index").add([write(Path("more"), "n.txt", "Another document about trains.")])
     assert not r.full and rag.load("index").settings.chunk_chars == 120
 
 
 def test_build_from_texts_is_incremental(tmp_path: Path):
     items = [("a", "The bridge was built in 1890 by engineers."), ("b", "Cats sleep a lot.")]
-    rag.build_index_from_texts(items, index_dir=tmp_path / "i", model="test-hash")
+    writer = rag.IndexWriter(tmp_path / "i", model="test-hash")
+    writer.add_texts(items, replace_all=True)
     v1 = load_index(tmp_path / "i")
-    info = rag.build_index_from_texts(items + [("c", "Dogs bark at night.")], index_dir=tmp_path / "i", model="test-hash")
+    info = writer.add_texts(items + [("c", "Dogs bark at night.")], replace_all=True).info
     assert info.documents == 3
     v2 = load_index(tmp_path / "i")
     assert np.array_equal(v1.vectors, v2.vectors[:2])
@@ -279,18 +280,18 @@ class AtPrecision(HashEmbedder):
 
 def test_precision_is_part_of_the_index(corpus: Path, monkeypatch):
     monkeypatch.delenv("RAG_PRECISION", raising=False)
-    build_index_report([corpus], "index", embedder=AtPrecision("bf16"))
+    IndexWriter("index", embedder=AtPrecision("bf16")).sync([corpus])
     assert load_index(Path("index")).manifest.precision == "bf16"
     st = index_status("index")
     assert st.precision == "bf16" and st.preferred_precision in ("bf16", "float32")
     new = write(Path("more"), "n.txt", "Another document about trains.")
     # new vectors never mix with vectors of another arithmetic
     with pytest.raises(IndexIncompatibleError, match="precision bf16, not float32.*rebuild needed"):
-        add_documents([new], "index", embedder=AtPrecision("float32"))
+        IndexWriter("index", embedder=AtPrecision("float32")).add([new])
     with pytest.raises(IndexIncompatibleError, match="computed in bf16.*float32: rebuild needed"):
         rag.load("index", embedder=AtPrecision("float32"))
     assert rag.load("index", embedder=AtPrecision("bf16")).manifest.precision == "bf16"
-    r = build_index_report([corpus], "index", embedder=AtPrecision("float32"))  # build: rebuilds in full
+    r = IndexWriter("index", embedder=AtPrecision("float32")).sync([corpus])  # build: rebuilds in full
     assert r.full and any("precision bf16, not float32" in w for w in r.warnings)
     assert load_index(Path("index")).manifest.precision == "float32"
 

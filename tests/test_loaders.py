@@ -201,7 +201,7 @@ def test_every_bad_file_fails_alone_in_a_build(tmp_path: Path, seed_path: Path):
     import os
 
     import rag
-    from rag.pipeline import build_index_report
+    from rag.index.writer import IndexWriter
     from rag.settings import Settings
 
     docs = tmp_path / "docs"
@@ -219,7 +219,7 @@ def test_every_bad_file_fails_alone_in_a_build(tmp_path: Path, seed_path: Path):
     outside = tmp_path / "outside.txt"
     outside.write_text("secret", encoding="utf-8")
     (docs / "escape.txt").symlink_to(outside)
-    report = build_index_report([docs], tmp_path / "idx", "test-hash", settings=Settings(max_file_bytes=4096))
+    report = IndexWriter(tmp_path / "idx", model="test-hash", settings=Settings(max_file_bytes=4096)).sync([docs])
     assert report.info.documents == 1
     reasons = {Path(e.path).name: e.reason for e in report.errors}
     assert set(reasons) == {"binary.txt", "empty.txt", "blank.md", "big.txt", "garbage.txt", "broken.pdf",
@@ -233,22 +233,22 @@ def test_every_bad_file_fails_alone_in_a_build(tmp_path: Path, seed_path: Path):
 
 
 def test_unexpected_failure_of_one_file_is_contained(tmp_path: Path, monkeypatch):
-    import rag.index.lifecycle
-    from rag.pipeline import build_index_report
+    import rag.index.writer
+    from rag.index.writer import IndexWriter
 
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("The bridge was built in 1890.", encoding="utf-8")
     (docs / "boom.txt").write_text("This one makes the cleaner fail.", encoding="utf-8")
-    real = rag.index.lifecycle.clean_raw
+    real = rag.index.writer.clean_raw
 
     def flaky(raw):
         if raw.source.endswith("boom.txt"):
             raise RecursionError("maximum recursion depth exceeded")
         return real(raw)
 
-    monkeypatch.setattr(rag.index.lifecycle, "clean_raw", flaky)
-    report = build_index_report([docs], tmp_path / "idx", "test-hash")
+    monkeypatch.setattr(rag.index.writer, "clean_raw", flaky)
+    report = IndexWriter(tmp_path / "idx", model="test-hash").sync([docs])
     assert report.info.documents == 1
     [err] = report.errors
     assert err.path.endswith("boom.txt") and "unexpected RecursionError" in err.reason
@@ -427,7 +427,7 @@ def test_report_encoding_survives_the_index_and_old_records_load():
 
 
 def test_folder_with_japanese_and_korean_files_builds(tmp_path: Path):
-    from rag.pipeline import build_index_report
+    from rag.index.writer import IndexWriter
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -435,7 +435,7 @@ def test_folder_with_japanese_and_korean_files_builds(tmp_path: Path):
     (docs / "ko.txt").write_bytes(KO.encode("euc_kr"))
     (docs / "zh.txt").write_bytes(ZH_HANS.encode("gbk"))
     (docs / "noise.txt").write_bytes(bytes(range(128, 256)) * 3)
-    report = build_index_report([docs], tmp_path / "idx", "test-hash")
+    report = IndexWriter(tmp_path / "idx", model="test-hash").sync([docs])
     assert report.info.documents == 3
     [err] = report.errors
     assert err.path.endswith("noise.txt") and "cannot decode" in err.reason

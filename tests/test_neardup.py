@@ -177,30 +177,30 @@ def test_adding_one_document_to_a_templated_index_compares_few(monkeypatch: pyte
 
 
 def test_index_add_and_remove_reuse_the_previous_result(tmp_path, monkeypatch: pytest.MonkeyPatch):
-    import rag.index.lifecycle as lifecycle
-    from rag.index.lifecycle import add_texts, remove_documents
+    import rag.index.writer as writer
+    from rag.index.writer import IndexWriter
 
     rng = random.Random(2)
     docs = {f"t{i:02d}.txt": templated(rng) for i in range(24)}
     docs["copy.txt"] = edited(docs["t03.txt"], rng)
     index = tmp_path / "index"
-    add_texts(docs.items(), index, "test-hash", replace_all=True)
+    IndexWriter(index, model="test-hash").add_texts(docs.items(), replace_all=True)
     seen: list[Previous | None] = []
-    real = lifecycle.find_near_duplicates
+    real = writer.find_near_duplicates
 
     def spy(*args: object, **kwargs: object):
         seen.append(kwargs.get("previous"))  # type: ignore[arg-type]
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(lifecycle, "find_near_duplicates", spy)
+    monkeypatch.setattr(writer, "find_near_duplicates", spy)
     docs["copy2.txt"] = edited(docs["t07.txt"], rng)
-    report = add_texts([("copy2.txt", docs["copy2.txt"])], index)
+    report = IndexWriter(index).add_texts([("copy2.txt", docs["copy2.txt"])])
     assert seen and seen[-1] is not None and len(seen[-1].sources) == 25
-    fresh = add_texts(docs.items(), tmp_path / "fresh", "test-hash", replace_all=True)
+    fresh = IndexWriter(tmp_path / "fresh", model="test-hash").add_texts(docs.items(), replace_all=True)
     assert report.near_duplicates == fresh.near_duplicates
     assert {("t03.txt", "copy.txt"), ("t07.txt", "copy2.txt")} <= {(d.source, d.similar_to) for d in report.near_duplicates}
-    report = remove_documents(["copy.txt"], index)
+    report = IndexWriter(index).remove(["copy.txt"])
     assert seen[-1] is not None and len(seen[-1].sources) == 26
     del docs["copy.txt"]
-    fresh = add_texts(docs.items(), tmp_path / "fresh2", "test-hash", replace_all=True)
+    fresh = IndexWriter(tmp_path / "fresh2", model="test-hash").add_texts(docs.items(), replace_all=True)
     assert report.near_duplicates == fresh.near_duplicates

@@ -72,8 +72,8 @@ def test_bad_questions(hash_qa, bad):
 
 
 def test_build_from_texts(tmp_path):
-    info = rag.build_index_from_texts([("a", "The bridge was built in 1890 by engineers."), ("b", "Cats sleep a lot.")],
-                                      index_dir=tmp_path / "i", model="test-hash")
+    items = [("a", "The bridge was built in 1890 by engineers."), ("b", "Cats sleep a lot.")]
+    info = rag.IndexWriter(tmp_path / "i", model="test-hash").add_texts(items, replace_all=True).info
     assert info.documents == 2 and info.chunks == 2
     qa = rag.load(tmp_path / "i")
     ans = qa.ask("When was the bridge built?")

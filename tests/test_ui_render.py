@@ -194,10 +194,25 @@ def test_add_uploads_swaps_in_the_new_index(service: QAService, tmp_path: Path) 
     f.write_text("The city museum was founded in 1887 by Anna Berg. It opens at 10 am on Saturdays.", encoding="utf-8")
     before = service.current()
     steps: list[float] = []
-    result = service.add_uploads([uploads.Upload("museum.txt", f)], lambda frac, desc: steps.append(frac))
+    words: list[str] = []
+    stages: list[str] = []
+
+    def bar(frac: float, desc: str) -> None:
+        steps.append(frac)
+        words.append(desc)
+
+    def both(stage: str, done: int, total: int) -> None:
+        stages.append(stage)
+        handlers.progress_bar(bar)(stage, done, total)
+
+    result = service.add_uploads([uploads.Upload("museum.txt", f)], both)
     assert result.ok and result.error is None, result
     assert service.current() is not before
     assert steps and steps[-1] == 1.0 and steps == sorted(steps)
+    # one callback, (stage, done, total): the service's steps around the writer's stages
+    assert list(dict.fromkeys(stages)) == ["check", "read", "chunk", "embed", "bm25", "write", "load", "done"]
+    assert words[0] == "Checking files" and words[-1] == "Done" and "Loading the new index" in words
+    assert "Reading documents (1/1)" in words and "Embedding passages (0/1)" in words
     ans = service.ask("Who founded the city museum?")
     assert ans.found and "Anna Berg" in ans.text
     assert any("museum" in d.source for d in service.overview().documents)
@@ -207,7 +222,7 @@ def test_add_uploads_swaps_in_the_new_index(service: QAService, tmp_path: Path) 
 
 
 def test_failed_add_leaves_index_untouched(service: QAService, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from rag.index import lifecycle
+    from rag.index.writer import IndexWriter
 
     f = tmp_path / "note.md"
     f.write_text("# Note\n\nThe bridge is 42 metres long.", encoding="utf-8")
@@ -217,7 +232,7 @@ def test_failed_add_leaves_index_untouched(service: QAService, tmp_path: Path, m
     def boom(*args: object, **kwargs: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr(lifecycle, "add_documents", boom)
+    monkeypatch.setattr(IndexWriter, "add", boom)
     result = service.add_uploads([uploads.Upload("note.md", f)])
     assert not result.ok and "the index was not changed" in (result.error or "")
     assert "disk full" in (result.error or "")

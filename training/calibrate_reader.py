@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     reduced = args.reduced_index or args.full_index.with_name(args.full_index.name + "-minus-val")
     if args.rows is None and not reduced.exists():
         shutil.copytree(args.full_index, reduced, symlinks=True)
-        rag.remove_documents(val_sources, reduced)
+        rag.IndexWriter(reduced).remove(val_sources)
     # DRCD passage ids are "<article>-<paragraph>": passages of one article share the prefix
     def article(q: EvalQuestion) -> str:
         return re.sub(r"-\d+(~\d+)?$", "", q.gold_sources[0]) if q.gold_sources else q.id

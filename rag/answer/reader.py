@@ -73,6 +73,9 @@ class TermCoverage:
     missing: float
 
 
+_SENTENCE_CACHE = 20000  # sentence vectors kept (384 floats each: ~30 MB)
+
+
 @dataclass(frozen=True)
 class ReaderSettings:
     """Thresholds of the reader. ``min_coverage``: share of the question's weighted terms the
@@ -113,6 +116,21 @@ class Reader:
         self.corpus_cjk = corpus_cjk
         self.dense_usable = dense_usable
         self.settings = settings or ReaderSettings()
+        self._sentence_vectors: dict[str, np.ndarray] = {}
+
+    def sentence_vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Passage vectors of document sentences, each computed once (a chat asks about the same
+        sentences again and again: an English question about the seed article embeds ~30)."""
+        assert self.embedder is not None
+        known = dict(self._sentence_vectors)  # a snapshot: another request may clear the cache
+        missing = list(dict.fromkeys(t for t in texts if t not in known))
+        if missing:
+            fresh = dict(zip(missing, self.embedder.encode(missing, kind="passage")))
+            if len(self._sentence_vectors) + len(missing) > _SENTENCE_CACHE:
+                self._sentence_vectors = {}
+            self._sentence_vectors.update(fresh)
+            known.update(fresh)
+        return np.stack([known[t] for t in texts])
 
     def idf(self, term: str) -> float:
         df = max(1, self.df(term))
@@ -324,7 +342,7 @@ class Reader:
         if self.embedder is not None and cross_lingual and self.dense_usable(q.text):
             texts = [self.documents[h.source].text[sp.start:sp.end] for h, sp, *_ in raw]
             qv = self.embedder.encode([q.text], kind="query")[0]
-            dense = self.embedder.encode(texts, kind="passage") @ qv
+            dense = self.sentence_vectors(texts) @ qv
         out: list[ScoredSentence] = []
         st = self.settings
         names = [n.pattern() for n in romanized_names(q.text)] if cross_lingual else []

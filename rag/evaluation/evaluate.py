@@ -637,13 +637,9 @@ def run_eval(
             t0 = time.perf_counter()
             cpu0 = time.process_time()
             with _BuildProgress(progress) as on_progress:
-                info = rag.build_index_from_texts(
-                    [(p.source, p.text) for p in eval_set.passages],
-                    index_dir=str(folder),
-                    model=model,
-                    progress=on_progress,
-                    full=full_build,
-                )
+                writer = rag.IndexWriter(str(folder), model=model, progress=on_progress)
+                info = writer.add_texts([(p.source, p.text) for p in eval_set.passages], replace_all=True,
+                                        full=full_build).info
             wall = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
             qa = rag.load(str(folder))

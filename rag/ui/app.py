@@ -18,9 +18,10 @@ import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from rag.errors import RagError
+from rag.terminal import progress_printer
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 7860
@@ -47,22 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="delete uploads never added to the index after S seconds, checked every S seconds "
                         "(default 3600)")
     return p
-
-
-def _progress_printer(stream: TextIO) -> Any:
-    last: dict[str, int] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if total <= 0:
-            return
-        pct = int(100 * done / total)
-        if last.get(stage) == pct:
-            return
-        last[stage] = pct
-        stream.write(f"  {stage:>6}: {done}/{total} ({pct}%)" + ("\n" if done >= total else "\r"))
-        stream.flush()
-
-    return progress
 
 
 def _offline_environment() -> None:
@@ -111,7 +96,7 @@ def run(argv: Sequence[str] | None = None) -> int:
         service = QAService(index, docs, uploads, model=args.model)
         sources = service.source_paths()
         print(f"Checking the index in {index} against {', '.join(str(s) for s in sources)} …", file=sys.stderr)
-        result = ensure_index(index, sources, args.model, progress=_progress_printer(sys.stderr))
+        result = ensure_index(index, sources, args.model, progress=progress_printer(sys.stderr, indent="  "))
         if result.plan.rebuild:
             print(f"Built the index ({result.plan.reason}): {result.documents} document(s), {result.chunks} "
                   f"passage(s) in {result.seconds:.1f}s", file=sys.stderr)
@@ -198,8 +183,8 @@ def _report_when_loaded(service: Any, t0: float) -> None:
 
 def _default_mode(index: Path) -> str:
     try:
-        from rag.index.store import current_version, read_manifest
+        from rag.index.folder_store import FolderStore
 
-        return read_manifest(current_version(index)).settings.mode
+        return FolderStore(index).manifest()[0].settings.mode
     except RagError:
         return "hybrid"

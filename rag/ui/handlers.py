@@ -6,16 +6,17 @@ to components and turns :class:`rag.RagError` into messages the user reads.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from rag.errors import RagError
 from rag.settings import K_DEFAULT, K_MAX, K_MIN
+from rag.types import Progress
 
 from rag.ui import render
-from rag.ui.service import QAService, UIProgress
+from rag.ui.service import QAService
 from rag.ui.uploads import Upload, display_name
 
 History = list[dict[str, Any]]
@@ -28,7 +29,7 @@ EXAMPLES: tuple[str, ...] = (
 """Example questions from the seed article: Simplified, Traditional and English."""
 
 __all__ = ["EXAMPLES", "K_DEFAULT", "K_MAX", "K_MIN", "add_files", "ask_json", "chat_reply", "documents_json",
-           "documents_view"]
+           "documents_view", "progress_bar"]
 # ``k`` and ``mode`` are checked by :meth:`rag.QA.ask` (:func:`rag.settings.check_k`, one range
 # for the API, the CLI and the slider): values outside it are refused in words, never clamped.
 
@@ -82,7 +83,40 @@ def documents_view(service: QAService) -> tuple[str, str]:
     return render.render_status_line(ov), render.render_overview(ov)
 
 
-def add_files(service: QAService, files: Sequence[str] | None, progress: UIProgress | None = None) -> tuple[str, dict[str, Any]]:
+BarUpdate = Callable[[float, str], None]
+"""What a progress bar shows: (fraction done from 0 to 1, what is happening, in words)."""
+
+# Where each stage of adding uploads (the service's and the index writer's) lies on one smooth
+# bar, and its words. A stage whose span is empty is one step: its words without a count.
+_BAR: dict[str, tuple[float, float, str]] = {
+    "check": (0.0, 0.0, "Checking files"),
+    "model": (0.03, 0.03, "Loading the embedding model"),
+    "read": (0.05, 0.20, "Reading documents"),
+    "chunk": (0.20, 0.30, "Splitting into passages"),
+    "embed": (0.30, 0.80, "Embedding passages"),
+    "bm25": (0.80, 0.85, "Building the keyword index"),
+    "write": (0.85, 0.92, "Writing the new index"),
+    "load": (0.94, 0.94, "Loading the new index"),
+    "done": (1.0, 1.0, "Done"),
+}
+
+
+def progress_bar(update: BarUpdate) -> Progress:
+    """The :class:`rag.types.Progress` callback that drives a progress bar (Gradio's): each
+    stage of :meth:`QAService.add_uploads` moves it along its share of the bar."""
+
+    def progress(stage: str, done: int, total: int) -> None:
+        lo, hi, words = _BAR.get(stage, (0.0, 0.92, stage))
+        if lo == hi:
+            update(lo, words)
+            return
+        frac = lo + (hi - lo) * (done / total if total else 1.0)
+        update(frac, f"{words} ({done}/{total})")
+
+    return progress
+
+
+def add_files(service: QAService, files: Sequence[str] | None, progress: Progress | None = None) -> tuple[str, dict[str, Any]]:
     """Add uploaded files (server paths of the uploads, named as the user named them)."""
     uploads = [Upload(display_name(Path(f).name), Path(f)) for f in (files or [])]
     if not uploads:

@@ -137,11 +137,11 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
             raise _error_for_user(exc) from None
 
     def add_documents(files: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[str, dict[str, Any]]:
-        def report(fraction: float, desc: str) -> None:
+        def show(fraction: float, desc: str) -> None:
             progress(fraction, desc=desc)
 
         try:
-            return handlers.add_files(service, files, report)
+            return handlers.add_files(service, files, handlers.progress_bar(show))
         finally:
             _discard_uploads(files)
 

@@ -4,9 +4,12 @@
 * Questions run concurrently against whichever QA object is current when they start.
 * Adding documents holds a write lock (one index write at a time; the store's writer lock also
   keeps other processes out), saves the uploads into the managed folder, adds them with
-  :func:`rag.index.lifecycle.add_documents` (only new passages are embedded; the new version is
-  published atomically), loads it, and only then swaps it in. On any failure the saved uploads are removed again and the
-  working index and QA object stay as they were.
+  :meth:`rag.IndexWriter.add` (only new passages are embedded; the new version is published
+  atomically), loads it, and only then swaps it in. On any failure the saved uploads are removed
+  again and the working index and QA object stay as they were.
+* Progress is the library's one callback, ``(stage, done, total)`` (:class:`rag.types.Progress`):
+  the writer's stages, and around them :data:`STAGES` of the service's own. The chat's
+  progress bar adapts it (:func:`rag.ui.handlers.progress_bar`).
 
 Library code: nothing here prints.
 """
@@ -15,32 +18,24 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rag.index import lifecycle
 from rag.encoder.e5_runtime import E5Embedder
 from rag.index.embedding import Embedder, load_embedder
+from rag.index.writer import IndexWriter
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
 from rag.settings import K_DEFAULT
-from rag.types import Answer, CleaningReport
+from rag.types import Answer, CleaningReport, Progress
 
 from rag.ui.uploads import RefusedUpload, SavedUpload, Upload, UploadBatch, remove_saved, save_uploads
 
-UIProgress = Callable[[float, str], None]
-"""Progress for the UI: (fraction done from 0 to 1, what is happening, in words)."""
-
-# Share of the whole add-documents job each build stage takes, for one smooth progress bar.
-_STAGES: dict[str, tuple[float, float, str]] = {
-    "read": (0.05, 0.20, "Reading documents"),
-    "chunk": (0.20, 0.30, "Splitting into passages"),
-    "embed": (0.30, 0.80, "Embedding passages"),
-    "bm25": (0.80, 0.85, "Building the keyword index"),
-    "write": (0.85, 0.92, "Writing the new index"),
-}
+#: The stages :meth:`QAService.add_uploads` reports around the index writer's (read, chunk,
+#: embed, bm25, write), in order; each is one step (``done`` 0 of 1, "done" 1 of 1).
+STAGES = ("check", "model", "load", "done")
 
 
 class ServiceNotReady(RagError):
@@ -97,6 +92,10 @@ class AddResult:
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
         }
+
+
+def _silent(stage: str, done: int, total: int) -> None:
+    return None
 
 
 def _warm_up(qa: QA) -> None:
@@ -208,13 +207,13 @@ class QAService:
 
     # -- adding documents ----------------------------------------------------------------
 
-    def add_uploads(self, uploads: Sequence[Upload], progress: UIProgress | None = None) -> AddResult:
+    def add_uploads(self, uploads: Sequence[Upload], progress: Progress | None = None) -> AddResult:
         """Save the acceptable uploads, rebuild, load, and swap the new index in."""
-        report = progress or (lambda fraction, desc: None)
+        report: Progress = progress or _silent
         with self._write_lock:
             t0 = time.perf_counter()
             qa = self.current()
-            report(0.0, "Checking files")
+            report("check", 0, 1)
             known = {r.sha256: r.source for r in qa.manifest.documents}
             batch = save_uploads(uploads, self.uploads_dir, known=known)
             batch = self._drop_unusable(batch)
@@ -230,7 +229,7 @@ class QAService:
                                  documents=len(qa.sources()), chunks=qa.chunk_count,
                                  seconds=time.perf_counter() - t0)
             self._swap(new_qa)
-            report(1.0, "Done")
+            report("done", 1, 1)
             added = tuple(s for s in batch.saved if s.path.exists())  # those the build refused were removed
             return AddResult(added=added, refused=batch.refused + late, documents=len(new_qa.sources()),
                              chunks=new_qa.chunk_count, seconds=time.perf_counter() - t0, warnings=warnings)
@@ -253,28 +252,22 @@ class QAService:
                 kept.append(s)
         return UploadBatch(tuple(kept), tuple(refused))
 
-    def _writer(self, qa: QA, report: UIProgress) -> Embedder:
+    def _writer(self, qa: QA, report: Progress) -> Embedder:
         """The model index writes embed with: sentence-transformers, as for every build. The
         QA's own embedder when it is one; for the packaged e5, which answers on its plain-torch
         runtime, sentence-transformers is loaded on the first upload and kept."""
         if not isinstance(qa.embedder, E5Embedder):
             return qa.embedder
         if self._writer_embedder is None:
-            report(0.03, "Loading the embedding model")
+            report("model", 0, 1)
             self._writer_embedder = load_embedder(qa.embedder.name, precision=qa.manifest.precision)
         return self._writer_embedder
 
     def _rebuild(
-        self, qa: QA, batch: UploadBatch, report: UIProgress
+        self, qa: QA, batch: UploadBatch, report: Progress
     ) -> tuple[QA, tuple[str, ...], tuple[RefusedUpload, ...]]:
-        def on_build(stage: str, done: int, total: int) -> None:
-            lo, hi, words = _STAGES.get(stage, (0.0, 0.92, stage))
-            frac = lo + (hi - lo) * (done / total if total else 1.0)
-            report(frac, f"{words} ({done}/{total})")
-
-        result = lifecycle.add_documents(
-            [s.path for s in batch.saved], self.index_dir, progress=on_build, embedder=self._writer(qa, report),
-        )
+        writer = IndexWriter(self.index_dir, embedder=self._writer(qa, report), progress=report)
+        result = writer.add([s.path for s in batch.saved])
         saved = {s.path.resolve(): s for s in batch.saved}
         late: list[RefusedUpload] = []
         warnings: list[str] = list(result.warnings)
@@ -285,7 +278,7 @@ class QAService:
             else:  # refused by the build itself (not indexed): forget the saved copy
                 s.path.unlink(missing_ok=True)
                 late.append(RefusedUpload(s.name, e.reason))
-        report(0.94, "Loading the new index")
+        report("load", 0, 1)
         new_qa = load(self.index_dir, embedder=qa.embedder)
         _warm_up(new_qa)
         return new_qa, tuple(warnings), tuple(late)

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.index.embedding import canonical_name
-from rag.index.lifecycle import IndexStatus, Progress, index_status, sync_index
+from rag.index.status import IndexStatus, index_status
+from rag.index.writer import IndexWriter
 from rag.pipeline import QA, load
+from rag.types import Progress
 
 
 @dataclass(frozen=True)
@@ -65,7 +67,7 @@ def ensure_index(
     from rag.index.embedding import E5_SMALL, load_embedder
 
     embedder = load_embedder(plan.model)
-    report = sync_index(list(sources), index_dir, plan.model, embedder=embedder, progress=progress)
+    report = IndexWriter(index_dir, model=plan.model, embedder=embedder, progress=progress).sync(list(sources))
     # the packaged e5 answers on its plain-torch runtime, which the span reader shares; any
     # other model keeps answering with the one it built with
     qa = load(index_dir, embedder=None if canonical_name(plan.model) == E5_SMALL else embedder)

@@ -1,0 +1,71 @@
+"""The index folder as a :class:`rag.index.store_api.Store`: :class:`FolderStore` over the
+functions of :mod:`rag.index.store` (layout, crash safety, ownership and retention are theirs)."""
+
+from __future__ import annotations
+
+import os
+from contextlib import AbstractContextManager
+from pathlib import Path
+
+from rag.index.store import (
+    IndexContent,
+    Manifest,
+    StoredIndex,
+    load_index,
+    locate_version,
+    prune,
+    read_manifest,
+    tidy,
+    write_index,
+    writer_lock,
+)
+from rag.index.store_api import Store
+
+
+class FolderStore:
+    """An index folder (``index/CURRENT``, ``index/v-*``; see :mod:`rag.index.store`)."""
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = Path(folder)
+
+    def __repr__(self) -> str:
+        return f"FolderStore({str(self.folder)!r})"
+
+    @property
+    def location(self) -> str:
+        return str(self.folder)
+
+    def exists(self) -> bool:
+        return self.folder.is_dir()
+
+    def read(self, *, verify: bool = True, fallback: bool = True, tokens: bool = False) -> StoredIndex:
+        return load_index(self.folder, verify=verify, fallback=fallback, tokens=tokens)
+
+    def manifest(self) -> tuple[Manifest, str, str | None]:
+        version, warning = locate_version(self.folder)
+        return read_manifest(version), version.name, warning
+
+    def lock(self, timeout: float | None = None) -> AbstractContextManager[None]:
+        return writer_lock(self.folder, timeout)
+
+    def tidy(self) -> list[str]:
+        return tidy(self.folder)
+
+    def publish(self, content: IndexContent, *, based_on: StoredIndex | None = None) -> str:
+        # a legacy single-version index is the folder itself: not a version to keep by name
+        name = based_on.path.name if based_on is not None and based_on.path != self.folder else None
+        return str(write_index(self.folder, content, based_on=name))
+
+    def retain(self, current: StoredIndex) -> None:
+        if current.path != self.folder:  # retention a writer killed while pruning missed
+            prune(self.folder, current.path.name)
+
+
+def open_store(index: str | os.PathLike[str] | Store) -> Store:
+    """``index`` itself when it is a :class:`Store`, else the :class:`FolderStore` of that folder."""
+    if isinstance(index, Store):
+        return index
+    return FolderStore(index)
+
+
+__all__ = ["FolderStore", "open_store"]
