@@ -132,10 +132,5 @@ def test_the_shipped_head_runs_in_float32(seed_qa) -> None:  # type: ignore[no-u
     # int8 lost 1.3 points of validation F1 and saved no time; the calibration is fitted in float32
     linears = [m for m in seed_qa.span.reader.head.modules() if isinstance(m, torch.nn.Linear)]
     assert linears and all(m.weight.dtype == torch.float32 for m in linears)
-    # and so do its lower layers, as its card says (0.615 validation F1 against 0.590 in int8)
-    assert span_reader.lower_precision(seed_qa.span.reader.card) == "float32"
-    lower = seed_qa.span.reader.encoder.lower
-    layers = lower.own_layers if lower.own_layers is not None else lower.bert.layers[: lower.layers]
-    linears = [m for m in layers.modules() if "Linear" in type(m).__name__]
-    assert len(linears) == 6 * span_reader.FROZEN_LAYERS
-    assert all(type(m) is torch.nn.Linear and m.weight.dtype == torch.float32 for m in linears)
+    # the reader is a whole encoder (all 12 layers its own) over the retriever's embeddings only
+    assert seed_qa.span.reader.encoder.lower.layers == 0 and len(seed_qa.span.reader.head.layers) == 12
