@@ -2,8 +2,9 @@
 
 Each run copies a template index (the "before" state, two versions so that a publish also
 prunes), starts one writer on it and kills it with SIGKILL: at each of the store's fault steps
-(``RAG_FAULT_STEP``, :data:`rag.index.store.FAULT_STEPS`) once per operation, then at random moments
-until ``--runs`` writers have been killed. After each run it checks, with public functions only:
+(:data:`rag.index.store.FAULT_STEPS`, through the :data:`rag.index.store.fault_hook` the writer
+process installs) once per operation, then at random moments until ``--runs`` writers have been
+killed. After each run it checks, with public functions only:
 
 * broken: the index does not load, or a fresh load answers neither exactly like the index
   before nor exactly like the index after the operation (search hits with scores, answers,
@@ -44,7 +45,8 @@ from tqdm import tqdm
 import rag
 from rag.index.lexical import tokenize
 from rag.index.writer import IndexWriter
-from rag.index.store import FAULT_ENV, FAULT_STEPS
+from rag.index import store
+from rag.index.store import FAULT_STEPS
 
 MODEL = "test-hash"
 OPS = ("build", "add", "remove")
@@ -100,11 +102,20 @@ def context() -> multiprocessing.context.BaseContext:
 
 def writer(op: str, layout: Layout, index: str, step: str | None) -> None:
     """The operation ``op`` on ``index``; with ``step``, SIGKILL itself at that step."""
-    if step:
-        os.environ[FAULT_ENV] = step
-    else:
-        os.environ.pop(FAULT_ENV, None)
+    store.fault_hook = kill_at(step) if step else None
     operate(op, layout, Path(index))
+
+
+def kill_at(step: str) -> store.FaultHook:
+    """A fault hook (:data:`rag.index.store.fault_hook`) that SIGKILLs this process at ``step``."""
+    if step not in FAULT_STEPS:
+        raise ValueError(f"unknown fault step {step!r}")
+
+    def hook(reached: str) -> None:
+        if reached == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
 
 
 def operate(op: str, layout: Layout, index: Path) -> None:

@@ -321,7 +321,7 @@ def phase_query(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         ask_ms.append((time.perf_counter() - t) * 1e3)
     return {
         "queries": len(questions),
-        "default_mode": qa.settings.mode,
+        "default_mode": qa.settings.index.mode,
         "load_s": round(load_s, 3),
         "rss_before_load_mib": round(rss0, 1),
         "rss_after_load_mib": round(rss_loaded, 1),

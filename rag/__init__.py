@@ -7,7 +7,7 @@ from rag.index.status import IndexStatus, index_status
 from rag.index.writer import BuildReport, Duplicate, IndexWriter
 from rag.ingest.neardup import NearDuplicate
 from rag.pipeline import QA, build_index, clean_file, load
-from rag.settings import Settings
+from rag.settings import IndexSettings, Settings
 from rag.index.store import LoadWarning
 from rag.types import Answer, Chunk, Citation, CleaningReport, Document, Hit, IndexInfo, Progress
 
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BuildReport",
     "Duplicate",
+    "IndexSettings",
     "IndexStatus",
     "IndexWriter",
     "LoadWarning",

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+from rag import environment
 from rag.encoder.e5_runtime import E5Embedder
 from rag.index.embedding import (TEST_HASH, Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder,
                         load_query_embedder)
@@ -13,9 +15,11 @@ from rag.errors import IndexIncompatibleError, QueryError, SourceNotFoundError
 from rag.index.inputs import Paths, clean_raw
 from rag.index.writer import IndexWriter
 from rag.ingest.loaders import read_document
-from rag.answer.reader import Reader, ReaderSettings, corpus_cjk_share
+from rag.answer.reader import Reader, corpus_cjk_share
 from rag.index.retriever import Retriever, dense_gate
-from rag.settings import Settings, check_k, check_mode
+from rag.settings import (IndexSettings, Settings, SpanAnswerSettings, WindowSettings, check_k, check_mode,
+                          index_settings)
+from rag.answer.conversation import Conversation, Turn, mentions, names_someone_else
 from rag.answer.span_answer import SpanAnswerer
 from rag.index.folder_store import open_store
 from rag.index.store import Manifest
@@ -25,10 +29,10 @@ from rag.types import Answer, Document, Hit, IndexInfo, Progress
 MAX_QUESTION_CHARS = 2000
 
 
-def clean_file(path: str | os.PathLike[str], settings: Settings | None = None) -> Document:
+def clean_file(path: str | os.PathLike[str], settings: Settings | IndexSettings | None = None) -> Document:
     """Read (decode or extract) and clean one file (what ``rag clean FILE`` shows)."""
-    settings = settings or Settings()
-    return clean_raw(read_document(path, max_bytes=settings.max_file_bytes))
+    limits = index_settings(settings) or IndexSettings()
+    return clean_raw(read_document(path, max_bytes=limits.max_file_bytes))
 
 
 def build_index(
@@ -36,7 +40,7 @@ def build_index(
     index_dir: str | os.PathLike[str] = "index",
     model: str | None = None,
     *,
-    settings: Settings | None = None,
+    settings: Settings | IndexSettings | None = None,
     embedder: Embedder | None = None,
     progress: Progress | None = None,
     strict: bool = False,
@@ -50,9 +54,10 @@ def build_index(
     :meth:`rag.IndexWriter.sync`, which returns the full :class:`BuildReport`). ``full=True``
     re-reads and re-embeds everything. An index built with another model or chunking is rebuilt
     in full. ``model=None`` and ``settings=None`` mean the existing index's, or the defaults for a
-    new one. ``precision`` (:mod:`rag.encoder.precision`: "float32", "bf16", "int8"; default
-    ``RAG_PRECISION``, else the existing index's, else what this CPU runs best) is recorded in the
-    manifest; an index built at another one is rebuilt in full.
+    new one (of a :class:`Settings`, its ``index`` part counts). ``precision``
+    (:mod:`rag.encoder.precision`: "float32", "bf16", "int8"; default ``RAG_PRECISION``, else the
+    existing index's, else what this CPU runs best) is recorded in the manifest; an index built at
+    another one is rebuilt in full.
 
     Files that cannot be used are skipped with their reason (see ``IndexInfo.skipped``);
     with ``strict=True`` the first one raises instead. A build that yields no chunks raises
@@ -87,7 +92,11 @@ def check_query(question: object, k: object, mode: object) -> tuple[int, str | N
 
 
 class QA:
-    """A loaded index: search it, ask it, read its documents."""
+    """A loaded index: search it, ask it, read its documents.
+
+    ``settings``: what it answers with: ``index`` from the manifest, the other parts the
+    defaults (:mod:`rag.settings`), ``windows`` those of the span reader's model card once
+    :func:`load` has loaded one."""
 
     def __init__(self, index_dir: Path, stored: "object", embedder: Embedder, span: SpanAnswerer | None = None) -> None:
         from rag.index.store import StoredIndex
@@ -96,12 +105,12 @@ class QA:
         self.index_dir = index_dir
         self._stored = stored
         self.manifest: Manifest = stored.manifest
-        self.settings: Settings = stored.manifest.settings
+        self.settings: Settings = Settings(index=stored.manifest.settings)
         self.embedder = embedder
         # Set when the published version was unreadable and the previous good one was loaded.
         self.warning = stored.warning
         self.retriever = Retriever(
-            stored.chunks, stored.vectors, stored.faiss_index, stored.bm25, embedder, self.settings,
+            stored.chunks, stored.vectors, stored.faiss_index, stored.bm25, embedder, self.settings.index,
             stored.manifest.visibility,
         )
         self.reader = Reader(
@@ -111,7 +120,7 @@ class QA:
             embedder,
             corpus_cjk_share(stored.documents),
             self._dense_usable,
-            ReaderSettings(),
+            self.settings.reader,
         )
         # The learned span reader (None: answers are whole sentences from the sentence reader).
         self.span = span
@@ -122,7 +131,7 @@ class QA:
 
     def _dense_usable(self, question: str) -> bool:
         vis = min(float(self.embedder.visibility([question])[0]), self.manifest.visibility)
-        return dense_gate(vis, self.settings) > 0.0
+        return dense_gate(vis, self.settings.index) > 0.0
 
     def search(self, question: str, k: int = 5, mode: str | None = None) -> list[Hit]:
         """The ``k`` best chunks for ``question`` (``k`` from 1 to :data:`rag.settings.K_MAX`;
@@ -143,6 +152,32 @@ class QA:
             return dataclasses.replace(sentences[0], score=0.0)
         return self.span.answer(question, hits, sentences[0], sentences[1:],
                                 same_language=not self.reader.across_languages(question, hits))
+
+    def conversation(self, turns: Sequence[Turn] = ()) -> Conversation:
+        """A conversation: its ``ask(question, k, mode)`` answers follow-up questions ("他认为…？",
+        "What did he say?") from what the earlier turns established (:mod:`rag.answer.conversation`);
+        ``turns`` continues one (``conversation.turns`` of an earlier one)."""
+        return Conversation(self.ask, turns, ask_about=self.ask_about)
+
+    def ask_about(self, question: str, subject: str, k: int = 5, mode: str | None = None) -> Answer:
+        """:meth:`ask`, for a question about ``subject`` (the person or thing a follow-up's pronoun
+        stands for): when the answer's quote names another person and not the subject, but one of
+        the sentence reader's best sentences names the subject, that sentence is quoted instead (the span is looked for
+        inside it). Otherwise, and whenever the answer mentions the subject, exactly :meth:`ask`."""
+        answer = self.ask(question, k=k, mode=mode)
+        if not answer.found or not names_someone_else(answer.text, subject):
+            return answer  # it names the subject, or no one (a sentence that says "she" or "it")
+        k, mode = check_query(question, k, mode)
+        hits = self.retriever.search(question, k=k, mode=mode)
+        n = self.span.settings.alternatives if self.span is not None else 3
+        about = [s for s in self.reader.answers(question, hits, max(n, 3)) if s.found and mentions(s.text, subject)]
+        if not about:
+            return answer
+        if self.span is None:
+            return about[0]
+        # the quote stays on the sentence about the subject: no alternatives, no move elsewhere
+        chosen = self.span.answer(question, hits, about[0], (), same_language=False)
+        return chosen if chosen.found and mentions(chosen.text, subject) else answer
 
     def document(self, source: str) -> Document:
         """The cleaned document (``.text``, ``.report``) that citations point into."""
@@ -211,14 +246,19 @@ def load(
         reader = "span" if isinstance(embedder, (SentenceTransformerEmbedder, E5Embedder)) else "sentence"
     qa = QA(Path(store.location), stored, embedder)
     if reader == "span":
-        qa.span = _span_answerer(embedder, stored.documents, qa.reader)
+        qa.span, windows = _span_answerer(embedder, stored.documents, qa.reader, qa.settings.span)
+        qa.settings = dataclasses.replace(qa.settings, windows=windows)
     return qa
 
 
-def _span_answerer(embedder: Embedder, documents: "dict[str, Document]", sentence_reader: Reader) -> SpanAnswerer:
+def _span_answerer(embedder: Embedder, documents: "dict[str, Document]", sentence_reader: Reader,
+                   settings: SpanAnswerSettings) -> tuple[SpanAnswerer, WindowSettings]:
+    """The span answerer and its reader's windows (its model card's); the reader from
+    ``RAG_READER_DIR`` (:func:`rag.environment.reader_dir`), else the shipped one."""
     from rag.answer.span_reader import READER_DIR, SpanReader, calibration_of
 
     shared = embedder if isinstance(embedder, E5Embedder) else None
-    folder = Path(os.environ["RAG_READER_DIR"]) if os.environ.get("RAG_READER_DIR") else READER_DIR
-    span_reader = SpanReader.load(shared, folder)
-    return SpanAnswerer(span_reader, documents, calibration_of(span_reader.card), coverage=sentence_reader.coverage)
+    span_reader = SpanReader.load(shared, environment.reader_dir() or READER_DIR)
+    answerer = SpanAnswerer(span_reader, documents, calibration_of(span_reader.card), settings,
+                            coverage=sentence_reader.coverage)
+    return answerer, span_reader.settings

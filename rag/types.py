@@ -130,6 +130,9 @@ class Answer:
     answer inside it (or ``None``), ``citations`` where each quoted piece comes from.
     When the documents do not answer, ``found`` is False, ``text`` says so and
     ``citations`` is empty; ``passages`` still carries the closest hits for the user to judge.
+    ``understood`` is set on a follow-up question of a conversation (:meth:`rag.QA.conversation`):
+    the question as it was understood from the turns before it, which retrieval and reading used
+    (``question`` stays the user's words); ``None`` when the question was asked as written.
     """
 
     question: str
@@ -140,6 +143,7 @@ class Answer:
     citations: tuple[Citation, ...] = ()
     span_citation: Citation | None = None
     passages: tuple[Hit, ...] = field(default=())
+    understood: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import multiprocessing
 import multiprocessing.context
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -18,7 +19,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from rag.index.lexical import tokenize
-from rag.index.store import FAULT_ENV, writer_lock
+from rag.index import store
+from rag.index.store import FAULT_STEPS, writer_lock
 from rag.index.writer import IndexWriter
 
 tokenize("前三季度工业增加值同比增长")  # load jieba's dictionary once, in the server
@@ -33,12 +35,21 @@ def context() -> multiprocessing.context.BaseContext:
     return ctx
 
 
+def kill_at(step: str) -> store.FaultHook:
+    """A fault hook (:data:`rag.index.store.fault_hook`) that SIGKILLs this process at ``step``."""
+    if step not in FAULT_STEPS:
+        raise ValueError(f"unknown fault step {step!r}")
+
+    def hook(reached: str) -> None:
+        if reached == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
 def write_index(corpus: str, index: str, step: str | None, full: bool) -> None:
     """Publish ``corpus`` into ``index``; with ``step``, SIGKILL itself at that step."""
-    if step:
-        os.environ[FAULT_ENV] = step
-    else:
-        os.environ.pop(FAULT_ENV, None)
+    store.fault_hook = kill_at(step) if step else None
     IndexWriter(index, model="test-hash").sync([corpus], full=full)
 
 

@@ -25,8 +25,8 @@ PACKAGES = ("rag", "training", "benchmarks")
 #: A name is a module or a subpackage (then every module under it); ``rag`` is the package's
 #: own ``__init__`` only. Every ``rag`` module must be in a layer, so a new one is placed on purpose.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("basics", ("rag.types", "rag.errors", "rag.settings", "rag.normalize", "rag.hashing", "rag.terminal",
-                "rag.fs")),
+    ("basics", ("rag.types", "rag.errors", "rag.settings", "rag.environment", "rag.normalize", "rag.hashing",
+                "rag.terminal", "rag.fs")),
     ("ingest", ("rag.ingest",)),
     ("encoder", ("rag.encoder",)),
     ("index", ("rag.index",)),

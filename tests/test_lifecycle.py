@@ -15,7 +15,7 @@ from rag.index.embedding import HashEmbedder
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexNotFoundError, NoDocumentsError, SourceNotFoundError
 from rag.index.status import index_status
 from rag.index.writer import IndexWriter
-from rag.settings import Settings
+from rag.settings import IndexSettings
 from rag.index.store import POINTER, current_version, load_index
 
 ARTICLE = ("前三季度，全国规模以上工业增加值同比增长5.8%，比上半年加快0.2个百分点。工业投资连续八个月保持两位数增长。"
@@ -152,7 +152,7 @@ def test_model_and_chunking_mismatch_refused_unless_full(corpus: Path):
     with pytest.raises(IndexIncompatibleError, match="dimension 64, not 16: rebuild needed"):
         IndexWriter("index", embedder=HashEmbedder(dimension=16)).sync([corpus], refuse_mismatch=True)
     with pytest.raises(IndexIncompatibleError, match="chunk_chars=300.*rebuild needed"):
-        IndexWriter("index", settings=Settings(chunk_chars=120)).add([new])
+        IndexWriter("index", settings=IndexSettings(chunk_chars=120)).add([new])
     r = IndexWriter("index", embedder=OtherModel()).add([new], full=True)
     assert r.full and r.info.model == "other-model" and r.info.dimension == 32 and r.info.documents == 4
     r = IndexWriter("index", embedder=HashEmbedder()).sync([corpus])  # build: rebuilds in full, says why
@@ -198,9 +198,9 @@ def test_changed_cleaning_code_recleans_without_reembedding(corpus: Path, monkey
 
 
 def test_settings_default_to_the_index(corpus: Path):
-    IndexWriter("index", model="test-hash", settings=Settings(chunk_chars=120, chunk_overlap=20)).sync([corpus])
+    IndexWriter("index", model="test-hash", settings=IndexSettings(chunk_chars=120, chunk_overlap=20)).sync([corpus])
     r = IndexWriter("index").add([write(Path("more"), "n.txt", "Another document about trains.")])
-    assert not r.full and rag.load("index").settings.chunk_chars == 120
+    assert not r.full and rag.load("index").settings.index.chunk_chars == 120
 
 
 def test_build_from_texts_is_incremental(tmp_path: Path):

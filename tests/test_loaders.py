@@ -202,7 +202,7 @@ def test_every_bad_file_fails_alone_in_a_build(tmp_path: Path, seed_path: Path):
 
     import rag
     from rag.index.writer import IndexWriter
-    from rag.settings import Settings
+    from rag.settings import IndexSettings
 
     docs = tmp_path / "docs"
     docs.mkdir()
@@ -219,7 +219,7 @@ def test_every_bad_file_fails_alone_in_a_build(tmp_path: Path, seed_path: Path):
     outside = tmp_path / "outside.txt"
     outside.write_text("secret", encoding="utf-8")
     (docs / "escape.txt").symlink_to(outside)
-    report = IndexWriter(tmp_path / "idx", model="test-hash", settings=Settings(max_file_bytes=4096)).sync([docs])
+    report = IndexWriter(tmp_path / "idx", model="test-hash", settings=IndexSettings(max_file_bytes=4096)).sync([docs])
     assert report.info.documents == 1
     reasons = {Path(e.path).name: e.reason for e in report.errors}
     assert set(reasons) == {"binary.txt", "empty.txt", "blank.md", "big.txt", "garbage.txt", "broken.pdf",

@@ -5,7 +5,7 @@ from rag.index.embedding import HashEmbedder
 from rag.errors import QueryError
 from rag.index.lexical import BM25Index
 from rag.index.retriever import Retriever, dense_gate
-from rag.settings import Settings
+from rag.settings import IndexSettings
 from rag.types import Chunk
 
 TEXTS = ["工业增加值同比增长5.8%", "科技服务业发展意见", "The library opens at 9 am", "金融支持新型工业化"]
@@ -30,7 +30,7 @@ def make(embedder, visibility=1.0):
     vecs = embedder.encode(TEXTS, kind="passage")
     index = faiss.IndexFlatIP(embedder.dimension)
     index.add(vecs)
-    return Retriever(chunks, vecs, index, BM25Index.fit(TEXTS), embedder, Settings(), visibility)
+    return Retriever(chunks, vecs, index, BM25Index.fit(TEXTS), embedder, IndexSettings(), visibility)
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "bm25", "dense"])
@@ -42,7 +42,7 @@ def test_modes_find_the_right_chunk(mode):
 
 
 def test_gate():
-    s = Settings(visibility_floor=0.8, visibility_full=0.9)
+    s = IndexSettings(visibility_floor=0.8, visibility_full=0.9)
     assert dense_gate(0.5, s) == 0.0 and dense_gate(0.95, s) == 1.0
     assert 0 < dense_gate(0.85, s) < 1
 

@@ -6,13 +6,13 @@ import pytest
 
 import rag
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexNotFoundError, NoDocumentsError
-from rag.index.store import POINTER, current_version
+from rag.index.store import FORMAT_VERSION, POINTER, current_version
 
 
 def test_manifest_is_self_describing(hash_index: Path):
     version = current_version(hash_index)
     m = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
-    assert m["format_version"] == 1 and m["model"] == "test-hash" and m["dimension"] == 64
+    assert m["format_version"] == FORMAT_VERSION == 2 and m["model"] == "test-hash" and m["dimension"] == 64
     assert m["chunks"] > 0 and m["settings"]["chunk_chars"] > 0
     assert {d["source"].split("/")[-1] for d in m["documents"]} == {"000_7acc4ff99040d81b.txt", "note.md"}
     assert all(len(d["sha256"]) == 64 for d in m["documents"])

@@ -161,3 +161,62 @@ def test_ask_in_the_browser(server: str, browser: object, tmp_path: Path) -> Non
     assert "museum" in last.find_element(By.CSS_SELECTOR, ".rag-source-head").text
     d.execute_script("arguments[0].scrollIntoView({block: 'start'});", last)  # type: ignore[attr-defined]
     _shot(d, "ui_chat_uploaded.png")
+
+
+def test_conversation_in_the_browser(server: str, browser: object) -> None:
+    """A follow-up question is understood from the turn before it, and says so under the
+    question; "New conversation" forgets the turns."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    d = browser
+    wait = WebDriverWait(d, 60)
+    d.get(server + "/")  # type: ignore[attr-defined]
+    box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#rag-question textarea, #rag-question input")))
+    wait.until(EC.text_to_be_present_in_element((By.ID, "rag-status"), "passages"))
+    box.send_keys("赵志国是谁？")
+    box.send_keys(Keys.ENTER)
+    wait.until(lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#rag-chat .rag-answer")) >= 1)
+    box = d.find_element(By.CSS_SELECTOR, "#rag-question textarea, #rag-question input")  # type: ignore[attr-defined]
+    box.send_keys("他认为下一步应该怎么做？")
+    box.send_keys(Keys.ENTER)
+    understood = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#rag-chat .rag-understood")))
+    assert "赵志国认为下一步应该怎么做" in understood.text and "理解为" in understood.text
+    wait.until(lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#rag-chat .rag-answer")) >= 2)
+    last = d.find_elements(By.CSS_SELECTOR, "#rag-chat .rag-answer")[-1]  # type: ignore[attr-defined]
+    assert "趙志國" in last.text
+    _shot(d, "ui_chat_follow_up.png")
+
+    d.find_element(By.ID, "rag-new").click()  # type: ignore[attr-defined]
+    wait.until(lambda drv: not drv.find_elements(By.CSS_SELECTOR, "#rag-chat .rag-answer"))
+    box = d.find_element(By.CSS_SELECTOR, "#rag-question textarea, #rag-question input")  # type: ignore[attr-defined]
+    box.send_keys("他认为下一步应该怎么做？")
+    box.send_keys(Keys.ENTER)
+    wait.until(lambda drv: len(drv.find_elements(By.CSS_SELECTOR, "#rag-chat .rag-answer")) >= 1)
+    assert not d.find_elements(By.CSS_SELECTOR, "#rag-chat .rag-understood")  # type: ignore[attr-defined]
+
+
+def test_phone_viewport_has_no_horizontal_overflow(server: str, browser: object) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    d = browser
+    d.set_window_size(390, 844)  # type: ignore[attr-defined]
+    try:
+        wait = WebDriverWait(d, 60)
+        d.get(server + "/")  # type: ignore[attr-defined]
+        box = wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "#rag-question textarea, #rag-question input")))
+        wait.until(EC.text_to_be_present_in_element((By.ID, "rag-status"), "passages"))
+        box.send_keys("前三季度规模以上工业增加值同比增长多少？")
+        box.send_keys(Keys.ENTER)
+        wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "#rag-chat .rag-found")))
+        widths = d.execute_script(  # type: ignore[attr-defined]
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth, window.innerWidth];")
+        _shot(d, "ui_phone_390.png")
+        assert widths[0] <= widths[1], f"the page is {widths[0]} px wide in a {widths[1]} px viewport"
+    finally:
+        d.set_window_size(1360, 1500)  # type: ignore[attr-defined]

@@ -125,6 +125,7 @@ def test_safe_filename_stays_a_plain_name(name: str) -> None:
     assert not out.startswith(".") and not out.startswith("-")
     assert out.endswith((".txt", ".md"))
     assert re.fullmatch(r"[\w\-]+-0123456789\.(txt|md)", out), out
+    assert uploads.safe_filename("../r.PDF", "0123456789abcdef" * 4) == "r-0123456789.pdf"
 
 
 def test_safe_filename_keeps_readable_names() -> None:
@@ -133,7 +134,8 @@ def test_safe_filename_keeps_readable_names() -> None:
 
 
 @pytest.mark.parametrize("name,size,ok", [
-    ("a.txt", 10, True), ("a.MD", 10, True), ("a.pdf", 10, False), ("a", 10, False), ("a.txt.exe", 10, False),
+    ("a.txt", 10, True), ("a.MD", 10, True), ("a.pdf", 10, True), ("a.HTML", 10, True), ("a.htm", 10, True),
+    ("a.docx", 10, True), ("a.doc", 10, False), ("a", 10, False), ("a.txt.exe", 10, False),
     ("a.txt", uploads.MAX_UPLOAD_BYTES, True), ("a.txt", uploads.MAX_UPLOAD_BYTES + 1, False), ("a.txt", 0, False),
 ])
 def test_type_and_size_caps(name: str, size: int, ok: bool) -> None:
@@ -166,7 +168,7 @@ def test_save_uploads_checks_each_file(tmp_path: Path) -> None:
     reasons = {r.name: r.reason for r in batch.refused}
     assert "over the 5.0 MB limit" in reasons["big.txt"]
     assert "binary" in reasons["bin.txt"]
-    assert "only .txt and .md" in reasons["x.pdf"]
+    assert "PDF" in reasons["x.pdf"] or "pdf" in reasons["x.pdf"]
     assert "empty" in reasons["blank.md"]
     assert "already in the index" in reasons["again.txt"]
     assert sorted(p.name for p in dest.iterdir()) == [saved.name]  # nothing else, no temp files
@@ -251,3 +253,92 @@ def test_chat_reply_appends_rendered_messages(service: QAService) -> None:
     assert "Could not answer" in history[-1]["content"] and "limit" in history[-1]["content"]
     history, _ = handlers.chat_reply(service, "前三季度增长多少？", history, 99, "hybrid")
     assert "Could not answer" in history[-1]["content"] and "from 1 to 50" in history[-1]["content"]
+
+
+def test_converse_reply_keeps_the_session_conversation(service: QAService) -> None:
+    history, box, turns = handlers.converse_reply(service, "赵志国是谁？", [], 5, "hybrid", ())
+    assert box == "" and len(turns) == 1 and "rag-understood" not in history[0]["content"]
+    history, _, turns = handlers.converse_reply(service, "他认为下一步应该怎么做？", history, 5, "hybrid", turns)
+    assert len(turns) == 2 and turns[-1].understood == "赵志国认为下一步应该怎么做？"
+    asked = history[-2]["content"]
+    assert "rag-understood" in asked and "理解为" in asked and "赵志国认为下一步应该怎么做？" in asked
+    assert "趙志國" in history[-1]["content"]
+    # a new conversation (empty turns): the same words are asked as written
+    fresh, _, again = handlers.converse_reply(service, "他认为下一步应该怎么做？", [], 5, "hybrid", ())
+    assert "rag-understood" not in fresh[0]["content"] and again[-1].understood == "他认为下一步应该怎么做？"
+    # an unusable question: an error message, the turns unchanged
+    history, _, same = handlers.converse_reply(service, "x" * 3000, history, 5, "hybrid", turns)
+    assert "Could not answer" in history[-1]["content"] and same == turns
+
+
+def test_ask_json_with_history(service: QAService) -> None:
+    from rag.errors import QueryError
+
+    data = handlers.ask_json(service, "他认为下一步应该怎么做？", 5, "hybrid", ["赵志国是谁？"])
+    assert data["understood"] == "赵志国认为下一步应该怎么做？" and "趙志國" in data["text"]
+    assert handlers.ask_json(service, "陶青是谁？", 5, "hybrid", ["赵志国是谁？"]) == handlers.ask_json(
+        service, "陶青是谁？", 5, "hybrid")
+    with pytest.raises(QueryError, match="history"):
+        handlers.ask_json(service, "他是谁？", 5, "hybrid", "赵志国是谁？")
+
+
+def test_save_uploads_takes_every_format_the_engine_reads(tmp_path: Path) -> None:
+    from tests.test_extractors import make_docx, make_pdf
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.pdf").write_bytes(make_pdf([["The harbour museum opened in 1964."]]))
+    make_docx(src / "b.docx")
+    (src / "c.html").write_text("<html><head><title>t</title></head><body><article><h1>Ferry</h1><p>"
+                                + "The ferry to the island leaves every hour from the north quay. " * 5
+                                + "</p></article></body></html>", encoding="utf-8")
+    (src / "d.md").write_text("# Notes\n\nThe quay was rebuilt in 1990.\n", encoding="utf-8")
+    (src / "e.exe").write_bytes(b"MZ\x00\x00")
+    (src / "f.docx").write_bytes(b"PK\x03\x04 not a real docx")
+    (src / "g.pdf").write_bytes(b"%PDF-1.4 broken")
+    names = ["a.pdf", "b.docx", "c.html", "d.md", "e.exe", "f.docx", "g.pdf"]
+    batch = uploads.save_uploads([uploads.Upload(n, src / n) for n in names], tmp_path / "uploads")
+    assert [s.name for s in batch.saved] == ["a.pdf", "b.docx", "c.html", "d.md"]
+    assert {s.path.suffix for s in batch.saved} == {".pdf", ".docx", ".html", ".md"}
+    assert [s.encoding for s in batch.saved][:2] == ["pdf", "docx"]
+    reasons = {r.name: r.reason for r in batch.refused}
+    assert set(reasons) == {"e.exe", "f.docx", "g.pdf"}  # each failed alone, with its reason
+    assert "not accepted" in reasons["e.exe"] and all(reasons.values())
+
+
+def test_add_uploads_of_mixed_formats_one_message(service: QAService, tmp_path: Path) -> None:
+    from tests.test_extractors import make_pdf
+
+    src = tmp_path / "mixed"
+    src.mkdir()
+    (src / "ok.pdf").write_bytes(make_pdf([["The lighthouse keeper was Ada Quill."]]))
+    (src / "bad.pdf").write_bytes(b"%PDF-1.4 broken")
+    (src / "big.txt").write_bytes(b"a" * (uploads.MAX_UPLOAD_BYTES + 1))
+    (src / "x.exe").write_bytes(b"MZ")
+    html, result = handlers.add_files(service, [str(src / n) for n in ("ok.pdf", "bad.pdf", "big.txt", "x.exe")])
+    assert result["ok"] and [a["name"] for a in result["added"]] == ["ok.pdf"]
+    assert sorted(r["name"] for r in result["refused"]) == ["bad.pdf", "big.txt", "x.exe"]
+    # one message lists every refusal with its reason
+    assert html.count("rag-bad") == 3 and "over the 5.0 MB limit" in html and "not accepted" in html
+    assert service.ask("Who was the lighthouse keeper?", k=3).found
+
+
+def test_remove_an_uploaded_document(service: QAService, tmp_path: Path) -> None:
+    note = tmp_path / "keeper.txt"
+    note.write_text("The lighthouse keeper was Ada Quill, from 1901 to 1933.\n", encoding="utf-8")
+    _, result = handlers.add_files(service, [str(note)])
+    assert result["ok"]
+    (source,) = handlers.removable_choices(service)
+    assert service.ask("Who was the lighthouse keeper?", k=3).found
+    saved = service.uploads_dir / result["added"][0]["saved_as"]
+    assert saved.is_file()
+    html = handlers.remove_document(service, source)
+    assert "Removed" in html and "1 documents" in html
+    assert source not in service.current().sources() and not saved.exists()
+    assert handlers.removable_choices(service) == []
+    # the documents folder's files are not removed from the chat, nor are unknown names
+    (seed,) = service.current().sources()
+    assert "documents folder" in handlers.remove_document(service, seed)
+    assert "not in the index" in handlers.remove_document(service, "nope.txt")
+    assert "Choose a document" in handlers.remove_document(service, None)
+    assert service.current().sources() == [seed]

@@ -76,7 +76,7 @@ def test_only_intended_endpoints_are_public(live: Live) -> None:
     assert set(info["named_endpoints"]) == {"/ask", "/documents", "/add_documents"}
     assert not info["unnamed_endpoints"]
     names = [p["parameter_name"] for p in info["named_endpoints"]["/ask"]["parameters"]]
-    assert names == ["question", "k", "mode"]
+    assert names == ["question", "k", "mode", "history"]
 
 
 def test_ask_returns_the_structured_answer_with_citations(live: Live) -> None:
@@ -127,11 +127,11 @@ def _call_raw_json(live: Live, api_name: str, body: str) -> tuple[str, Any]:
 @pytest.mark.parametrize(
     "body,message",
     [
-        (r'{"data": ["\u589e\u957f\ud800\u591a\u5c11", 5, "hybrid"]}', "lone surrogate"),
-        (r'{"data": ["\u589e\u957f\u591a\u5c11", 1e999, "hybrid"]}', "k must be a whole number from 1 to 50"),
-        (r'{"data": ["\u589e\u957f\u591a\u5c11", 51, "hybrid"]}', "k must be a whole number from 1 to 50"),
-        (r'{"data": ["\u589e\u957f\u591a\u5c11", 2.5, "hybrid"]}', "k must be a whole number from 1 to 50"),
-        (r'{"data": ["\u589e\u957f\u591a\u5c11", 5, "nonsense"]}', "unknown retrieval mode"),
+        (r'{"data": ["\u589e\u957f\ud800\u591a\u5c11", 5, "hybrid", null]}', "lone surrogate"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 1e999, "hybrid", null]}', "k must be a whole number from 1 to 50"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 51, "hybrid", null]}', "k must be a whole number from 1 to 50"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 2.5, "hybrid", null]}', "k must be a whole number from 1 to 50"),
+        (r'{"data": ["\u589e\u957f\u591a\u5c11", 5, "nonsense", null]}', "unknown retrieval mode"),
     ],
 )
 def test_ask_refuses_bad_input_in_words(live: Live, body: str, message: str) -> None:
@@ -168,12 +168,36 @@ def test_upload_then_answer_from_it(live: Live, tmp_path: Path) -> None:
     assert zh["found"] and "1234" in (zh["span"] or zh["text"])
     docs = live.client.predict(api_name="/documents")
     assert len(docs["documents"]) == 3
-    # A wrong type is refused in words and changes nothing.
-    from gradio_client.exceptions import AppError
-
-    with pytest.raises(AppError, match="(?i)invalid file type"):
-        live.client.predict([handle_file(pdf)], api_name="/add_documents")
+    # A file that cannot be read, and a type the engine does not read, are refused in words, in
+    # one message, and change nothing.
+    exe = tmp_path / "tool.exe"
+    exe.write_bytes(b"MZ\x90\x00")
+    status, result = live.client.predict([handle_file(pdf), handle_file(exe)], api_name="/add_documents")
+    assert result["ok"] is False and sorted(r["name"] for r in result["refused"]) == ["slides.pdf", "tool.exe"]
+    assert status.count("rag-bad") == 2 and "not accepted" in status
     assert len(live.client.predict(api_name="/documents")["documents"]) == 3
+
+
+def test_upload_every_format(live: Live, tmp_path: Path) -> None:
+    from gradio_client import handle_file
+
+    from tests.test_extractors import make_pdf
+
+    pdf = tmp_path / "keeper.pdf"
+    pdf.write_bytes(make_pdf([["The lighthouse keeper was Ada Quill, from 1901 to 1933."]]))
+    page = _write(tmp_path / "ferry.html", "<html><body><article><h1>Ferry</h1><p>"
+                  + "The ferry to Marrow Island leaves every hour from the north quay. " * 4
+                  + "</p></article></body></html>")
+    import docx
+
+    d = docx.Document()
+    d.add_paragraph("The harbour crane was built by Ilse Brandt in 1957.")
+    d.save(str(tmp_path / "crane.docx"))
+    status, result = live.client.predict([handle_file(pdf), handle_file(page), handle_file(tmp_path / "crane.docx")],
+                                         api_name="/add_documents")
+    assert result["ok"] and sorted(a["name"] for a in result["added"]) == ["crane.docx", "ferry.html", "keeper.pdf"]
+    assert live.ask("Who was the lighthouse keeper?")["found"]
+    assert "Ilse Brandt" in live.ask("Who built the harbour crane?")["text"]
 
 
 def test_concurrent_uploads_do_not_overlap(live: Live, tmp_path: Path) -> None:
@@ -217,16 +241,21 @@ def test_add_refuses_server_paths_that_were_not_uploaded(live: Live) -> None:
 
 
 def test_oversized_upload_is_refused(live: Live, tmp_path: Path) -> None:
-    big = tmp_path / "big.txt"
-    big.write_bytes(b"word " * (1_100_000))  # 5.5 MB
-    with httpx.Client(base_url=live.url, timeout=60) as http:
-        r = http.post("/gradio_api/upload", files=[("files", ("big.txt", big.read_bytes(), "text/plain"))])
-    assert r.status_code == 413, r.status_code
     from gradio_client import handle_file
 
-    with pytest.raises(Exception, match="(?i)413|too large|exceeds|maximum"):
-        live.client.predict([handle_file(big)], api_name="/add_documents")
+    # over the 5 MB cap: it arrives, is refused with its reason, and the file beside it is added
+    big = tmp_path / "big.txt"
+    big.write_bytes(b"word " * (1_100_000))  # 5.5 MB
+    small = _write(tmp_path / "tide.txt", "High tide at the north quay was at 4:12 pm on the first of May.\n")
+    status, result = live.client.predict([handle_file(big), handle_file(small)], api_name="/add_documents")
+    assert [a["name"] for a in result["added"]] == ["tide.txt"]
+    assert [r["name"] for r in result["refused"]] == ["big.txt"] and "over the 5.0 MB limit" in status
     assert not any(p.name.startswith("big-") for p in live.uploads.glob("*"))
+    # over what one file may weigh on its way in: refused by the upload route itself
+    huge = b"word " * (4_300_000)  # 21.5 MB
+    with httpx.Client(base_url=live.url, timeout=60) as http:
+        r = http.post("/gradio_api/upload", files=[("files", ("huge.txt", huge, "text/plain"))])
+    assert r.status_code == 413, r.status_code
 
 
 def test_file_route_serves_nothing_outside_the_app(live: Live) -> None:
@@ -258,3 +287,21 @@ def test_listens_on_loopback_by_default() -> None:
     assert resolve_address("localhost", 9000, {"GRADIO_SERVER_NAME": "0.0.0.0"}) == ("localhost", 9000)
     with pytest.raises(rag.RagError, match="not a port"):
         resolve_address(None, None, {"GRADIO_SERVER_PORT": "http"})
+
+
+def test_ask_with_history_understands_a_follow_up(live: Live) -> None:
+    ans = live.ask("他认为下一步应该怎么做？", history=["赵志国是谁？"])
+    assert ans["understood"] == "赵志国认为下一步应该怎么做？"
+    assert ans["question"] == "他认为下一步应该怎么做？"
+    assert ans["found"] and "趙志國" in ans["text"] and "關兵" not in ans["text"]
+    # a question that stands alone: exactly the answer without a history
+    alone = live.ask("前三季度规模以上工业增加值同比增长多少？")
+    after = live.ask("前三季度规模以上工业增加值同比增长多少？", history=["赵志国是谁？", "他认为下一步应该怎么做？"])
+    assert after == alone and after["understood"] is None
+
+
+def test_ask_refuses_a_history_that_is_not_questions(live: Live) -> None:
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="history"):
+        live.ask("他认为下一步应该怎么做？", history=["赵志国是谁？"] * 51)

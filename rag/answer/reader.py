@@ -22,6 +22,7 @@ import numpy as np
 from rag.ingest.chunking import Span, split_sentences
 from rag.index.embedding import Embedder
 from rag.normalize import cjk_share, fold
+from rag.settings import ReaderSettings
 from rag.answer.question import Question, parse_question
 from rag.answer.romanized import romanized_names
 from rag.answer.span_edges import trim_span
@@ -74,26 +75,6 @@ class TermCoverage:
 
 
 _SENTENCE_CACHE = 20000  # sentence vectors kept (384 floats each: ~30 MB)
-
-
-@dataclass(frozen=True)
-class ReaderSettings:
-    """Thresholds of the reader. ``min_coverage``: share of the question's weighted terms the
-    best sentence's chunk must cover; ``max_missing``: share of the question's word weight that
-    may be missing from the whole corpus; ``min_dense``: cosine for cross-language answers;
-    ``w_name``: added, across languages, to a sentence per Chinese name of the question (in
-    pinyin) that it holds in Han characters."""
-
-    min_coverage: float = 0.15
-    max_missing: float = 0.3
-    min_dense: float = 0.78
-    support_ratio: float = 0.9
-    w_cov: float = 0.65
-    w_chunk: float = 0.3
-    w_near: float = 0.0
-    w_rank: float = 0.2
-    w_novelty: float = 0.1
-    w_name: float = 0.1
 
 
 class Reader:

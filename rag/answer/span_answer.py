@@ -30,6 +30,7 @@ from rag.answer.question import parse_question
 from rag.answer.reader import NOT_FOUND, TermCoverage
 from rag.answer.span_edges import trim_span
 from rag.answer.span_features import SpanGuess
+from rag.settings import SpanAnswerSettings
 from rag.types import Answer, Citation, Document, Hit
 
 FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score",
@@ -94,26 +95,6 @@ class Evidence:
     overall: "Evidence | None" = None  # the reader's best span anywhere, when ``inside``
     gap: float = 0.0  # its score above the span inside the sentence
     sentence: Answer | None = None  # the sentence answer chosen among the sentence reader's candidates
-
-
-@dataclass(frozen=True)
-class SpanAnswerSettings:
-    """``passages``: top chunks the span reader reads. ``override_gap``: how much higher the
-    reader's best span elsewhere must score than its best inside the sentence reader's
-    sentence for its own sentence to be quoted instead (6.0: measured on the DRCD validation
-    split, +1.5 points of sentence hit and span F1).
-
-    ``alternatives``: how many of the sentence reader's best sentences compete; the one with
-    the highest ``sentence score + span_weight * best span score inside it`` is quoted. The
-    weight was chosen on DRCD questions of the reader's *training* articles (never the
-    validation split); see README.md, "Span reader". Re-tuning these three on the CMRC
-    validation questions did not carry over to DRCD's (+14 sentence hits there, -1 to +2 here),
-    nor did a logistic re-ranker of the candidate sentences."""
-
-    passages: int = 3
-    override_gap: float = 6.0
-    alternatives: int = 2
-    span_weight: float = 0.3
 
 
 class SpanAnswerer:

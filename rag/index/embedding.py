@@ -15,6 +15,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from rag import environment
 from rag.errors import ModelError, ModelWeightsError
 from rag.encoder.names import E5_SMALL, MINILM
 from rag.encoder.precision import autocast
@@ -236,7 +237,7 @@ def load_embedder(
         else:
             local = Path(canon).expanduser()
             target = str(local) if local.exists() else canon
-            offline = os.environ.get("HF_HUB_OFFLINE", "1") != "0"
+            offline = environment.hub_offline()
             model = SentenceTransformer(target, device="cpu", local_files_only=offline)
     except ModelError:
         raise
@@ -276,7 +277,7 @@ def load_query_embedder(
     """
     if canonical_name(name) != E5_SMALL:
         return load_embedder(name, batch_size=batch_size, progress=progress, precision=precision)
-    _offline_environment()
+    environment.set_offline_defaults()
     try:
         from rag.encoder.e5_runtime import load_e5_embedder
 
@@ -288,7 +289,7 @@ def load_query_embedder(
 
 
 def _quiet_libraries() -> None:
-    _offline_environment()
+    environment.set_offline_defaults()
     try:
         from transformers.utils import logging as hf_logging
 
@@ -297,10 +298,3 @@ def _quiet_libraries() -> None:
     except Exception:  # noqa: BLE001 - quieting is best effort
         pass
 
-
-def _offline_environment() -> None:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")

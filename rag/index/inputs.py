@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TypeAlias
 
-from rag.ingest.clean import clean_text
+from rag.ingest.clean import clean_text, is_markdown
 from rag.ingest.loaders import RawDocument
 from rag.types import Document
 
@@ -58,14 +58,15 @@ def as_paths(paths: object, what: str = "paths") -> list[PathArg]:
 
 
 def clean_raw(raw: RawDocument) -> Document:
-    """Clean a read file into the :class:`Document` that citations point into."""
-    doc = clean_text(raw.text, raw.source)
+    """Clean a read file into the :class:`Document` that citations point into (a Markdown file
+    without its Markdown syntax)."""
+    doc = clean_text(raw.text, raw.source, markdown=is_markdown(raw.source))
     return Document(doc.source, doc.text, doc.report, raw.sha256, raw.encoding)
 
 
 def text_document(source: str, text: str) -> Document:
     """A cleaned document from in-memory text (its sha256 is that of the UTF-8 text)."""
-    doc = clean_text(text, source)
+    doc = clean_text(text, source, markdown=is_markdown(source))
     return Document(doc.source, doc.text, doc.report, hashlib.sha256(text.encode("utf-8")).hexdigest(), "utf-8")
 
 

@@ -15,7 +15,7 @@ import numpy as np
 from rag.index.embedding import Embedder
 from rag.errors import QueryError
 from rag.index.lexical import BM25Index
-from rag.settings import MODES, Settings
+from rag.settings import MODES, IndexSettings
 from rag.types import Chunk, Hit
 
 
@@ -27,7 +27,7 @@ class QueryVector:
     visibility: float
 
 
-def dense_gate(visibility: float, settings: Settings) -> float:
+def dense_gate(visibility: float, settings: IndexSettings) -> float:
     """0 when the model sees too little of the text, 1 when it sees nearly all of it."""
     lo, hi = settings.visibility_floor, settings.visibility_full
     if hi <= lo:
@@ -45,7 +45,7 @@ class Retriever:
         faiss_index: object,
         bm25: BM25Index,
         embedder: Embedder,
-        settings: Settings,
+        settings: IndexSettings,
         corpus_visibility: float,
     ) -> None:
         self.chunks = chunks
@@ -56,7 +56,8 @@ class Retriever:
         self.settings = settings
         self.corpus_visibility = corpus_visibility
 
-    def embed_query(self, query: str, settings: Settings | None = None, *, force: bool = False) -> QueryVector | None:
+    def embed_query(self, query: str, settings: IndexSettings | None = None, *,
+                    force: bool = False) -> QueryVector | None:
         """The query's vector, or None in hybrid search when the model cannot see enough
         of the query or corpus for its vote to count (then it is not worth computing)."""
         vis = float(self.embedder.visibility([query])[0])
@@ -65,13 +66,14 @@ class Retriever:
         vec = self.embedder.encode([query], kind="query")[0]
         return QueryVector(vec, vis)
 
-    def dense_weight(self, qv: QueryVector | None, settings: Settings) -> float:
+    def dense_weight(self, qv: QueryVector | None, settings: IndexSettings) -> float:
         if qv is None:
             return 0.0
         vis = min(qv.visibility, self.corpus_visibility)
         return settings.dense_weight * dense_gate(vis, settings)
 
-    def search(self, query: str, k: int = 5, mode: str | None = None, settings: Settings | None = None) -> list[Hit]:
+    def search(self, query: str, k: int = 5, mode: str | None = None,
+               settings: IndexSettings | None = None) -> list[Hit]:
         settings = settings or self.settings
         mode = mode or settings.mode
         if mode not in MODES:

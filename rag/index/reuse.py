@@ -19,7 +19,7 @@ from rag.index.embedding import Embedder, load_embedder
 from rag.index.lexical import BM25Index, tokenize
 from rag.index.store import StoredIndex
 from rag.ingest.neardup import Previous, signature
-from rag.settings import Settings
+from rag.settings import IndexSettings
 from rag.types import Document, Progress
 
 
@@ -28,7 +28,7 @@ class BuildPlan:
     """What the new version is built with, and what of the old one may be reused."""
 
     model: str
-    settings: Settings
+    settings: IndexSettings
     fingerprint: str
     reuse_vectors: bool
     reuse_documents: bool

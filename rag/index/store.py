@@ -43,8 +43,10 @@ hard link: such a lock or marker is refused (:class:`UnsafeIndexPathError`), and
 
 No pickle anywhere: JSON, JSON lines, .npy loaded with ``allow_pickle=False``, FAISS's own format.
 
-For fault-injection tests, setting ``RAG_FAULT_STEP`` to one of :data:`FAULT_STEPS` makes a
-writing process kill itself (SIGKILL) at that step.
+Fault injection: a writer calls :func:`fault_point` at each of :data:`FAULT_STEPS`, which calls
+:data:`fault_hook` when one is installed; the crash-safety tests and ``benchmarks/bench_faults.py``
+install one in a writer process that SIGKILLs it at the step chosen. Nothing is installed
+otherwise: then a fault point does nothing.
 """
 
 from __future__ import annotations
@@ -55,12 +57,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import stat
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from importlib import metadata
@@ -83,10 +84,12 @@ from rag.errors import (
 from rag.hashing import sha256_file
 from rag.index.lexical import BM25Index
 from rag.ingest.neardup import NearDuplicate
-from rag.settings import Settings
+from rag.settings import IndexSettings
 from rag.types import Chunk, CleaningReport, Document, Edit
 
-FORMAT_VERSION = 1
+#: 2: Markdown documents are cleaned of their syntax (rag/ingest/clean.py): an index of format 1
+#: may hold Markdown as it was written, so it is rebuilt (``build``) or refused (``load``, ``add``).
+FORMAT_VERSION = 2
 POINTER = "CURRENT"
 MANIFEST = "manifest.json"
 LOCK = ".lock"
@@ -107,7 +110,6 @@ _POINTER_TEMP_NAME = re.compile(r"\.CURRENT\.[0-9a-f]{8}")
 # a folder holding only these is as good as empty. rag never writes or removes them.
 _PLACEHOLDERS = frozenset({"README", "README.md", "README.txt", "README.rst", ".gitkeep", ".keep", ".gitignore"})
 
-FAULT_ENV = "RAG_FAULT_STEP"
 FAULT_STEPS: tuple[str, ...] = (
     "start",
     "after-temp-folder",
@@ -127,10 +129,17 @@ FAULT_STEPS: tuple[str, ...] = (
 )
 
 
+FaultHook = Callable[[str], None]
+#: Called with the step's name at each of :data:`FAULT_STEPS` a writer passes (None: nothing is
+#: called). Fault-injection tests set it in a writer process, e.g. to SIGKILL it at one step.
+fault_hook: FaultHook | None = None
+
+
 def fault_point(step: str) -> None:
-    """Kill this process with SIGKILL when ``RAG_FAULT_STEP`` names ``step`` (tests only)."""
-    if os.environ.get(FAULT_ENV) == step:
-        os.kill(os.getpid(), signal.SIGKILL)
+    """Where a writer may be interrupted: calls :data:`fault_hook` with ``step`` when one is set."""
+    hook = fault_hook
+    if hook is not None:
+        hook(step)
 
 
 @dataclass(frozen=True)
@@ -153,7 +162,7 @@ class Manifest:
     format_version: int
     model: str
     dimension: int
-    settings: Settings
+    settings: IndexSettings
     documents: tuple[SourceRecord, ...]
     chunks: int
     visibility: float
@@ -200,7 +209,7 @@ class Manifest:
             format_version=int(data["format_version"]),
             model=str(data["model"]),
             dimension=int(data["dimension"]),
-            settings=Settings.from_dict(data.get("settings", {})),
+            settings=IndexSettings.from_dict(data.get("settings", {})),
             documents=tuple(SourceRecord(**r) for r in data["documents"]),
             chunks=int(data["chunks"]),
             visibility=float(data.get("visibility", 1.0)),
@@ -266,7 +275,7 @@ class IndexContent:
 
     model: str
     dimension: int
-    settings: Settings
+    settings: IndexSettings
     documents: tuple[Document, ...]
     duplicates: tuple[SourceRecord, ...]
     chunks: tuple[Chunk, ...]

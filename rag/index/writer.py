@@ -52,7 +52,7 @@ from rag.ingest.chunking import chunk_document
 from rag.ingest.clean import clean_text, restore_original
 from rag.ingest.loaders import collect_paths, document_from_bytes, read_bytes, source_name
 from rag.ingest.neardup import NearDuplicate, find_near_duplicates
-from rag.settings import Settings
+from rag.settings import IndexSettings, Settings, index_settings
 from rag.types import Chunk, Document, IndexInfo, Progress
 
 
@@ -101,8 +101,9 @@ def _noop(stage: str, done: int, total: int) -> None:
 class IndexWriter:
     """Writes the index at ``index_dir`` (a folder, or any :class:`rag.index.store_api.Store`).
 
-    The configuration is shared by every transaction: ``model`` and ``settings`` (``None``: the
-    index's, or the defaults for a new index), ``embedder`` (a loaded model instead of
+    The configuration is shared by every transaction: ``model`` and ``settings`` (a
+    :class:`rag.IndexSettings`, or a :class:`rag.Settings`, whose ``index`` part is used;
+    ``None``: the index's, or the defaults for a new index), ``embedder`` (a loaded model instead of
     ``model``), ``precision`` (:mod:`rag.encoder.precision`: "float32", "bf16", "int8"; default
     ``RAG_PRECISION``, else the index's, else what this CPU runs best; recorded in the manifest),
     ``progress`` (:class:`rag.types.Progress`: stages read, chunk, embed, bm25, write) and
@@ -118,7 +119,7 @@ class IndexWriter:
         index_dir: str | os.PathLike[str] | Store = "index",
         *,
         model: str | None = None,
-        settings: Settings | None = None,
+        settings: Settings | IndexSettings | None = None,
         embedder: Embedder | None = None,
         precision: str | None = None,
         progress: Progress | None = None,
@@ -126,7 +127,7 @@ class IndexWriter:
     ) -> None:
         self.store: Store = open_store(index_dir)
         self.model = model
-        self.settings = settings
+        self.settings = index_settings(settings)
         self.embedder = embedder
         self.precision = precision
         self.progress: Progress = progress or _noop
@@ -255,7 +256,7 @@ def _plan(
     location: str,
     prev: StoredIndex | None,
     model: str | None,
-    settings: Settings | None,
+    settings: IndexSettings | None,
     embedder: Embedder | None,
     full: bool,
     refuse_mismatch: bool,
@@ -275,7 +276,7 @@ def _plan(
     else:
         name = prev.manifest.model if prev is not None else DEFAULT_MODEL
     if settings is None:
-        settings = prev.manifest.settings if prev is not None else Settings()
+        settings = prev.manifest.settings if prev is not None else IndexSettings()
     if prev is None:
         return BuildPlan(name, settings, fingerprint, False, False, embedder, refuse_mismatch, want)
     m = prev.manifest
@@ -333,7 +334,7 @@ def _known_by_sha(prev: StoredIndex | None) -> dict[str, Document]:
 
 def _read_files(
     files: Sequence[Path],
-    settings: Settings,
+    settings: IndexSettings,
     known: dict[str, Document],
     progress: Progress,
     strict: bool,

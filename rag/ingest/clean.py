@@ -1,5 +1,7 @@
 """Cleaning by general rules: pinyin readings, boilerplate widgets, navigation debris,
-keyword-stuffing runs, whitespace.
+keyword-stuffing runs, whitespace; and, in a Markdown file, the Markdown syntax (heading marks,
+emphasis, code marks, link and image syntax, list bullets, quote marks, rules and fences), as
+HTML's markup is removed by extraction.
 
 The cleaner decides, for every character of the original text, whether it is kept,
 dropped or replaced (a tab by a space, say), and records every change as an
@@ -28,6 +30,9 @@ NAVIGATION = "navigation debris"
 STUFFING = "keyword stuffing"
 WHITESPACE = "whitespace"
 CONTROL = "control character"
+MARKDOWN = "markdown syntax"
+#: File suffixes whose text is Markdown (cleaned with ``markdown=True`` by the index).
+MARKDOWN_SUFFIXES: tuple[str, ...] = (".md", ".markdown")
 
 _TONED = "āáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜńňǹḿ"
 _TONE_BASE = str.maketrans(
@@ -71,7 +76,7 @@ _BOILERPLATE_TERMS = tuple(sorted({
 _KEEP, _DROP, _TO_NEWLINE, _TO_SPACE = 0, 1, 2, 3
 _REPLACEMENT = {_TO_NEWLINE: "\n", _TO_SPACE: " "}
 # Reasons, as int8 codes in a parallel array (0: no reason, the character is kept as it is).
-_REASONS = ("", CONTROL, PINYIN, BOILERPLATE, NAVIGATION, STUFFING, WHITESPACE)
+_REASONS = ("", CONTROL, PINYIN, BOILERPLATE, NAVIGATION, STUFFING, WHITESPACE, MARKDOWN)
 _REASON_CODE = {r: i for i, r in enumerate(_REASONS) if r}
 _LINE_BREAK_RE = re.compile(r"\r\n|\r|\n")
 # Lines longer than this are folded for matching with a table per distinct character
@@ -139,8 +144,14 @@ def _spread(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return np.arange(offsets.size, dtype=offsets.dtype) + offsets
 
 
-def clean_text(text: str, source: str = "<text>") -> Document:
-    """Clean ``text`` and return the :class:`Document` with its :class:`CleaningReport`."""
+def is_markdown(source: str) -> bool:
+    """Whether a document named ``source`` is Markdown (by its suffix)."""
+    return source.lower().endswith(MARKDOWN_SUFFIXES)
+
+
+def clean_text(text: str, source: str = "<text>", *, markdown: bool = False) -> Document:
+    """Clean ``text`` and return the :class:`Document` with its :class:`CleaningReport`.
+    ``markdown``: the text is Markdown, whose syntax is removed too (:func:`markdown_syntax`)."""
     n = len(text)
     cp = _codepoints(text)
     control_lut, space_lut = _char_masks(cp)
@@ -173,6 +184,11 @@ def clean_text(text: str, source: str = "<text>") -> Document:
         why[reading] = _REASON_CODE[PINYIN]
         any_dropped = True
 
+    if markdown:
+        for start_, end_ in markdown_syntax(text):
+            drop(start_, end_, MARKDOWN)
+            any_dropped = True
+
     # Lines are judged as a reader sees them: without the readings just removed.
     start = 0
     for m in itertools.chain(_LINE_BREAK_RE.finditer(text), (None,)):
@@ -190,6 +206,60 @@ def clean_text(text: str, source: str = "<text>") -> Document:
 
     _normalise_whitespace(cp, act, why, space_lut)
     return _assemble(text, source, cp, act, why)
+
+
+_MD_FENCE = re.compile(r"^[ \t]{0,3}(?:`{3,}|~{3,})[^\n]*$", re.M)
+_MD_RULE = re.compile(r"^[ \t]{0,3}(?:(?:\*[ \t]*){3,}|(?:-[ \t]*){3,}|(?:_[ \t]*){3,}|={3,}[ \t]*)$", re.M)
+_MD_HEADING = re.compile(r"^([ \t]{0,3}#{1,6})(?:[ \t]+|$)", re.M)
+_MD_HEADING_CLOSE = re.compile(r"[ \t]+#+[ \t]*$", re.M)
+_MD_QUOTE = re.compile(r"^(?:[ \t]{0,3}>[ \t]?)+", re.M)
+_MD_BULLET = re.compile(r"^[ \t]*[-*+][ \t]+(?:\[[ xX]\][ \t]+)?", re.M)
+_MD_REF_DEF = re.compile(r"^[ \t]{0,3}\[[^\]\n]+\]:[ \t]*\S+[^\n]*$", re.M)
+# ![alt](target "title") and [text](target "title"): the alt text and the link text stay
+_MD_LINK = re.compile(r"(!?\[)([^\]\n]*)(\]\([^)\n]*\)|\]\[[^\]\n]*\])")
+_MD_AUTOLINK = re.compile(r"(<)((?:https?|ftp|mailto):[^>\s]+)(>)")
+_MD_CODE = re.compile(r"(`+)([^`\n]+?)(\1)")
+_MD_STRONG = re.compile(r"(\*\*|__|~~)(?=\S)([^\n]*?\S)(\1)")
+_MD_EMPHASIS = re.compile(r"(?<![\w*])(\*)(?=[^\s*])([^*\n]*?[^\s*])(\*)(?![\w*])"
+                          r"|(?<![\w_])(_)(?=[^\s_])([^_\n]*?[^\s_])(_)(?![\w_])")
+
+
+def markdown_syntax(text: str) -> list[tuple[int, int]]:
+    """The spans of ``text`` that are Markdown syntax, not content: heading marks (``#``, closing
+    ``#``s, setext and thematic rule lines), code fences and code marks, quote marks, list
+    bullets (``-``, ``*``, ``+``, task boxes; ordered numbers are content), emphasis marks
+    (``**``, ``__``, ``*``, ``_``, ``~~``), link and image syntax (``[``, ``](target)``, ``![``;
+    the text and the alt text stay), reference definitions and autolink brackets. Each is removed
+    by rule and reported, so the original stays reconstructible and offsets exact."""
+    spans: list[tuple[int, int]] = []
+    for rx in (_MD_FENCE, _MD_RULE, _MD_REF_DEF):
+        spans.extend(m.span() for m in rx.finditer(text))
+    spans.extend(m.span(1) for m in _MD_HEADING.finditer(text))
+    spans.extend(m.span() for m in _MD_HEADING_CLOSE.finditer(text)
+                 if _MD_HEADING.match(text, text.rfind("\n", 0, m.start()) + 1))
+    spans.extend(m.span() for m in _MD_QUOTE.finditer(text))
+    spans.extend(m.span() for m in _MD_BULLET.finditer(text) if not _MD_RULE.match(text, m.start()))
+    code: list[tuple[int, int]] = []
+    for m in _MD_CODE.finditer(text):
+        spans.extend((m.span(1), m.span(3)))
+        code.append(m.span(2))
+
+    def in_code(pos: int) -> bool:
+        return any(a <= pos < b for a, b in code)
+
+    for m in _MD_LINK.finditer(text):
+        if not in_code(m.start()):
+            spans.extend((m.span(1), m.span(3)))
+    for m in _MD_AUTOLINK.finditer(text):
+        if not in_code(m.start()):
+            spans.extend((m.span(1), m.span(3)))
+    for rx in (_MD_STRONG, _MD_EMPHASIS):
+        for m in rx.finditer(text):
+            if in_code(m.start()):
+                continue
+            groups = [i for i in range(1, (rx.groups or 0) + 1) if m.group(i) is not None]
+            spans.extend((m.span(groups[0]), m.span(groups[-1])))
+    return sorted((a, b) for a, b in spans if b > a)
 
 
 @lru_cache(maxsize=65536)

@@ -13,13 +13,13 @@ is served, errors in one line); the modules it calls never do.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from rag import environment
 from rag.errors import RagError
 from rag.terminal import progress_printer
 
@@ -50,13 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _offline_environment() -> None:
-    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
 def resolve_address(host: str | None, port: int | None, env: Mapping[str, str]) -> tuple[str, int | None]:
     """Where to listen: the flags, else ``GRADIO_SERVER_NAME``/``GRADIO_SERVER_PORT``, else
     127.0.0.1 and the first free port from 7860 (``None`` lets Gradio pick)."""
@@ -77,9 +70,9 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(f"error: --upload-cache-seconds {args.upload_cache_seconds}: must be a positive number of seconds",
               file=sys.stderr)
         return 1
-    _offline_environment()
+    environment.set_app_defaults()
     try:
-        host, port = resolve_address(args.host, args.port, os.environ)
+        host, port = resolve_address(args.host, args.port, environment.variables())
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -112,7 +105,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             service.load_in_background()
         from rag.ui.http_limits import UPLOAD_CACHE_SECONDS
         from rag.ui.layout import CSS, build_blocks, theme
-        from rag.ui.uploads import MAX_UPLOAD_BYTES
+        from rag.ui.uploads import MAX_TRANSFER_BYTES
 
         cache_seconds = args.upload_cache_seconds or UPLOAD_CACHE_SECONDS
         demo = build_blocks(service, default_mode=_default_mode(index), delete_cache=(cache_seconds, cache_seconds))
@@ -137,7 +130,7 @@ def run(argv: Sequence[str] | None = None) -> int:
             prevent_thread_lock=True,
             quiet=True,
             show_error=True,
-            max_file_size=MAX_UPLOAD_BYTES,
+            max_file_size=MAX_TRANSFER_BYTES,
             enable_monitoring=args.monitoring,
             app_kwargs={"middleware": [Middleware(RequestLimits)]},
             allowed_paths=[],

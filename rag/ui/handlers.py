@@ -11,7 +11,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from rag.errors import RagError
+from rag.answer.conversation import Turn
+from rag.errors import QueryError, RagError
 from rag.settings import K_DEFAULT, K_MAX, K_MIN
 from rag.types import Progress
 
@@ -21,6 +22,10 @@ from rag.ui.uploads import Upload, display_name
 
 History = list[dict[str, Any]]
 
+MAX_HISTORY = 50
+"""The most earlier questions ``/ask`` takes (the last :data:`rag.answer.conversation.MAX_TURNS`
+of them are asked again to understand the question)."""
+
 EXAMPLES: tuple[str, ...] = (
     "前三季度规模以上工业增加值同比增长多少？",
     "國家技術轉移區域中心有幾個？",
@@ -28,7 +33,7 @@ EXAMPLES: tuple[str, ...] = (
 )
 """Example questions from the seed article: Simplified, Traditional and English."""
 
-__all__ = ["EXAMPLES", "K_DEFAULT", "K_MAX", "K_MIN", "add_files", "ask_json", "chat_reply", "documents_json",
+__all__ = ["EXAMPLES", "K_DEFAULT", "K_MAX", "K_MIN", "add_files", "ask_json", "chat_reply", "converse_reply", "remove_document", "removable_choices", "documents_json",
            "documents_view", "progress_bar"]
 # ``k`` and ``mode`` are checked by :meth:`rag.QA.ask` (:func:`rag.settings.check_k`, one range
 # for the API, the CLI and the slider): values outside it are refused in words, never clamped.
@@ -51,10 +56,49 @@ def chat_reply(service: QAService, question: str, history: History | None, k: An
     return history, ""
 
 
-def ask_json(service: QAService, question: str, k: Any = K_DEFAULT, mode: Any = None) -> dict[str, Any]:
-    """The structured answer, as :func:`dataclasses.asdict` of :class:`rag.Answer`.
-    Raises :class:`rag.RagError` for an unusable question, ``k`` or ``mode``."""
-    return asdict(service.ask(question, k=k, mode=mode))
+def converse_reply(service: QAService, question: str, history: History | None, k: Any, mode: Any,
+                   turns: Sequence[Turn] | None) -> tuple[History, str, tuple[Turn, ...]]:
+    """:func:`chat_reply` as the next turn of the browser session's conversation (``turns``, kept
+    in Gradio state): the question is understood from the turns before it, and how it was
+    understood is shown under it. Returns the chat, the cleared box and the turns with this one."""
+    history = list(history or [])
+    turns = tuple(turns or ())
+    q = (question or "").strip()
+    if not q:
+        return history, "", turns
+    try:
+        answer, turns = service.converse(q, turns, k=k, mode=mode)
+        asked = render.render_question(q, answer.understood)
+        reply = render.render_answer(answer, service.document_text)
+    except RagError as exc:
+        asked, reply = render.render_question(q), render.render_error(str(exc))
+    history.append({"role": "user", "content": asked})
+    history.append({"role": "assistant", "content": reply})
+    return history, "", turns
+
+
+def check_history(history: Any) -> list[str]:
+    """The ``/ask`` endpoint's earlier questions: a list of strings (or None), oldest first."""
+    if history is None:
+        return []
+    if isinstance(history, str) or not isinstance(history, (list, tuple)) or not all(
+            isinstance(h, str) for h in history):
+        raise QueryError("history must be a list of the earlier questions (strings), oldest first")
+    if len(history) > MAX_HISTORY:
+        raise QueryError(f"history holds {len(history)} questions; the limit is {MAX_HISTORY}")
+    return [h for h in history if h.strip()]
+
+
+def ask_json(service: QAService, question: str, k: Any = K_DEFAULT, mode: Any = None,
+             history: Any = None) -> dict[str, Any]:
+    """The structured answer, as :func:`dataclasses.asdict` of :class:`rag.Answer`; with
+    ``history`` (the earlier questions of a conversation, oldest first) a follow-up question is
+    understood from them (``understood``). Raises :class:`rag.RagError` for an unusable
+    question, ``k``, ``mode`` or history."""
+    earlier = check_history(history)
+    if not earlier:
+        return asdict(service.ask(question, k=k, mode=mode))
+    return asdict(service.ask_after(question, earlier, k=k, mode=mode))
 
 
 def documents_json(service: QAService) -> dict[str, Any]:
@@ -114,6 +158,28 @@ def progress_bar(update: BarUpdate) -> Progress:
         update(frac, f"{words} ({done}/{total})")
 
     return progress
+
+
+def removable_choices(service: QAService) -> list[str]:
+    """The documents the Documents tab offers to remove (those added through the chat)."""
+    try:
+        return service.removable()
+    except RagError:
+        return []
+
+
+def remove_document(service: QAService, source: str | None) -> str:
+    """Remove one uploaded document; the outcome in words (HTML)."""
+    if not source:
+        return '<p class="rag-muted">Choose a document to remove first. 请先选择要删除的文档。</p>'
+    try:
+        result = service.remove_document(source)
+    except RagError as exc:
+        return render.render_error(f"the index was not changed: {exc}")
+    if not result.ok:
+        return render.render_error(result.error or "the document was not removed")
+    return (f'<p class="rag-good">✓ Removed {render.esc(result.source)}. The chat now uses the new index: '
+            f"{result.documents} documents, {result.chunks} passages.</p>")
 
 
 def add_files(service: QAService, files: Sequence[str] | None, progress: Progress | None = None) -> tuple[str, dict[str, Any]]:

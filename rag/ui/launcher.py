@@ -5,7 +5,6 @@ Nothing is printed: the server's output goes to a log file that :class:`ServerPr
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -15,6 +14,8 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from rag import environment
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -45,7 +46,7 @@ class ServerProcess:
         self.args = list(args)
         self.log_path = Path(log_path)
         self.cwd = cwd
-        self.env = {**os.environ, **(env or {})}
+        self.env = environment.child_environment(env)
         self.env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
         self.env.setdefault("PYTHONUNBUFFERED", "1")
         self.host = host

@@ -2,7 +2,8 @@
 
 Public endpoints (``gradio_client.Client(url).view_api()``):
 
-* ``/ask``            (question: str, k: int = 5 (1..50), mode: "hybrid" | "bm25" | "dense")
+* ``/ask``            (question: str, k: int = 5 (1..50), mode: "hybrid" | "bm25" | "dense",
+                      history: list[str] | None = None (earlier questions of the conversation))
                       -> the :class:`rag.Answer` as a dict (``dataclasses.asdict``)
 * ``/documents``      () -> the indexed documents, model and build time
 * ``/add_documents``  (files: list of .txt/.md files) -> (status HTML, result dict)
@@ -73,6 +74,7 @@ mark.rag-quote mark.rag-span { background: #ffe58f; }
 .rag-good { color: #389e0d; }
 .rag-bad { color: #cf1322; }
 .rag-muted { color: var(--body-text-color-subdued); }
+.rag-understood { font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: 0.2em; }
 .rag-example button, button.rag-example { font-size: 0.9em !important; text-align: left; }
 """
 
@@ -120,12 +122,15 @@ def _discard_uploads(paths: Sequence[str] | None) -> None:
 
 def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: Sequence[str] = handlers.EXAMPLES,
                  delete_cache: tuple[int, int] | None = UPLOAD_CACHE) -> gr.Blocks:
-    def ask(question: str, k: int = handlers.K_DEFAULT, mode: Mode = default_mode) -> dict[str, Any]:  # type: ignore[assignment]
+    def ask(question: str, k: int = handlers.K_DEFAULT, mode: Mode = default_mode,  # type: ignore[assignment]
+            history: list[str] | None = None) -> dict[str, Any]:
         """Answer a question from the documents: the extracted sentence (`text`), the short answer
         (`span`), numbered `citations` (source, character offsets, quote), or `found` false with
-        the closest `passages`."""
+        the closest `passages`. `history`: the earlier questions of the conversation, oldest
+        first; a follow-up ("他认为…？", "What did he say?") is then understood from them
+        (`understood`)."""
         try:
-            return handlers.ask_json(service, question, k, mode)
+            return handlers.ask_json(service, question, k, mode, history)
         except RagError as exc:
             raise _error_for_user(exc) from None
 
@@ -145,11 +150,13 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
         finally:
             _discard_uploads(files)
 
-    def respond(question: str, history: handlers.History, k: float, mode: str) -> tuple[handlers.History, str]:
-        return handlers.chat_reply(service, question, history, k, mode)
+    def respond(question: str, history: handlers.History, k: float, mode: str,
+                turns: tuple) -> tuple[handlers.History, str, tuple]:
+        return handlers.converse_reply(service, question, history, k, mode, turns)
 
-    def respond_example(question: str, history: handlers.History, k: float, mode: str) -> tuple[handlers.History, str]:
-        return handlers.chat_reply(service, question, history, k, mode)
+    def respond_example(question: str, history: handlers.History, k: float, mode: str,
+                        turns: tuple) -> tuple[handlers.History, str, tuple]:
+        return handlers.converse_reply(service, question, history, k, mode, turns)
 
     def refresh() -> tuple[str, str]:
         return handlers.documents_view(service)
@@ -159,6 +166,8 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
     with gr.Blocks(title=TITLE, fill_width=False, analytics_enabled=False, delete_cache=delete_cache) as demo:
         gr.HTML(_header())
         status = gr.HTML('<div class="rag-status">Loading the index… · 正在加载索引…</div>', elem_id="rag-status")
+        # this browser session's conversation: its earlier turns (rag.answer.conversation.Turn)
+        turns = gr.State(())
         with gr.Tabs():
             with gr.Tab("Chat · 问答", id="chat"):
                 with gr.Row(equal_height=False):
@@ -207,25 +216,38 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
                             label="Retrieval mode · 检索方式",
                             info="hybrid: keywords + meaning; bm25: keywords only; dense: meaning only.",
                         )
-                        clear = gr.Button("Clear chat · 清空对话", variant="secondary", elem_id="rag-clear")
+                        clear = gr.Button("New conversation · 新对话", variant="secondary", elem_id="rag-new",
+                                          elem_classes=["rag-new"])
+                        gr.HTML('<div class="rag-muted">Follow-up questions (他…？, What did he say?) are understood '
+                                "from the earlier ones; a new conversation forgets them. 追问会结合前文理解。</div>")
             with gr.Tab("Documents · 文档", id="documents") as docs_tab:
                 overview = gr.HTML('<div class="rag-muted">Loading… · 正在加载…</div>', elem_id="rag-overview")
                 gr.Markdown(
-                    f"### Add documents · 添加文档\n{' or '.join(ALLOWED_SUFFIXES)} files, up to "
+                    f"### Add documents · 添加文档\n{', '.join(ALLOWED_SUFFIXES)} files, up to "
                     f"{MAX_UPLOAD_BYTES // (1024 * 1024)} MB each. The chat switches to the new index once it is "
-                    "complete; if anything fails, the current index stays as it is."
+                    "complete; if anything fails, the current index stays as it is. A file that cannot be added "
+                    "is listed with its reason; the others are added."
                 )
+                # no file_types filter: a file of another type arrives and is refused, with its reason, in
+                # the batch's one message (the browser's filter would drop it with a toast of its own)
                 files = gr.File(
                     file_count="multiple",
-                    file_types=list(ALLOWED_SUFFIXES),
                     type="filepath",
-                    label="Text or Markdown files · 文本文件",
+                    label="Documents (text, Markdown, HTML, PDF, Word) · 文档",
                     elem_id="rag-upload",
                     height=140,
                 )
                 add_btn = gr.Button("Add to the index · 加入索引", variant="primary", elem_id="rag-add")
                 add_status = gr.HTML(elem_id="rag-add-status")
                 add_result = gr.JSON(visible=False)
+                gr.Markdown("### Remove a document · 删除文档\nDocuments added here can be removed; the files of "
+                            "the documents folder are removed there.")
+                with gr.Row(equal_height=True):
+                    to_remove = gr.Dropdown(choices=[], value=None, label="Added document · 已添加的文档",
+                                            elem_id="rag-remove-choice", scale=4, allow_custom_value=False)
+                    remove_btn = gr.Button("Remove · 删除", variant="stop", elem_id="rag-remove", scale=1,
+                                           min_width=110)
+                remove_status = gr.HTML(elem_id="rag-remove-status")
 
         # Public API: the three documented endpoints.
         gr_api(ask, api_name="ask", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask")
@@ -235,21 +257,34 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
             api_name="add_documents", concurrency_limit=1, concurrency_id="index_write",
             show_progress="full",
         ).then(
-            lambda: (None, *refresh()), outputs=[files, status, overview], api_visibility="private", queue=False,
+            lambda: (None, *refresh(), choices()), outputs=[files, status, overview, to_remove],
+            api_visibility="private", queue=False,
         )
 
         # UI-internal events.
+        def choices() -> Any:
+            return gr.update(choices=handlers.removable_choices(service), value=None)
+
+        remove_btn.click(
+            lambda source: handlers.remove_document(service, source), inputs=[to_remove], outputs=[remove_status],
+            api_visibility="private", concurrency_limit=1, concurrency_id="index_write",
+        ).then(lambda: (*refresh(), choices()), outputs=[status, overview, to_remove], api_visibility="private",
+               queue=False)
         gr.on(
-            [question.submit, ask_btn.click], respond, inputs=[question, chatbot, k, mode], outputs=[chatbot, question],
+            [question.submit, ask_btn.click], respond, inputs=[question, chatbot, k, mode, turns],
+            outputs=[chatbot, question, turns],
             api_visibility="private", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask",
         )
         for btn, ex in zip(example_buttons, examples):
             btn.click(
-                partial(respond_example, ex), inputs=[chatbot, k, mode], outputs=[chatbot, question],
+                partial(respond_example, ex), inputs=[chatbot, k, mode, turns], outputs=[chatbot, question, turns],
                 api_visibility="private", concurrency_limit=ASK_CONCURRENCY, concurrency_id="ask",
             )
-        clear.click(lambda: ([], ""), outputs=[chatbot, question], api_visibility="private", queue=False)
+        clear.click(lambda: ([], "", ()), outputs=[chatbot, question, turns], api_visibility="private", queue=False)
+        # the chat's own clear icon starts a new conversation too
+        chatbot.clear(lambda: (), outputs=[turns], api_visibility="private", queue=False)
         # Cheap, but they wait while the index loads at start: no shared concurrency slot.
-        docs_tab.select(refresh, outputs=[status, overview], api_visibility="private", concurrency_limit=None)
+        docs_tab.select(lambda: (*refresh(), choices()), outputs=[status, overview, to_remove],
+                        api_visibility="private", concurrency_limit=None)
         demo.load(refresh, outputs=[status, overview], api_visibility="private", concurrency_limit=None)
     return demo

@@ -206,8 +206,12 @@ def render_answer(answer: Answer, document_text: DocumentText | None = None) -> 
     return render_found(answer, document_text) if answer.found else render_not_found(answer)
 
 
-def render_question(question: str) -> str:
-    return f'<div class="rag-question">{esc(question)}</div>'
+def render_question(question: str, understood: str | None = None) -> str:
+    """The user's question; under it, for a follow-up, how it was understood."""
+    shown = f'<div class="rag-question">{esc(question)}</div>'
+    if understood and understood != question:
+        shown += f'<div class="rag-understood">理解为 · understood as: {esc(understood)}</div>'
+    return shown
 
 
 def render_error(message: str) -> str:

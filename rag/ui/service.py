@@ -29,6 +29,7 @@ from rag.index.writer import IndexWriter
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
 from rag.settings import K_DEFAULT
+from rag.answer.conversation import MAX_TURNS, Turn
 from rag.types import Answer, CleaningReport, Progress
 
 from rag.ui.uploads import RefusedUpload, SavedUpload, Upload, UploadBatch, remove_saved, save_uploads
@@ -92,6 +93,17 @@ class AddResult:
             "seconds": round(self.seconds, 3),
             "warnings": list(self.warnings),
         }
+
+
+@dataclass(frozen=True)
+class RemoveResult:
+    """What removing one document did; ``error`` says why nothing changed."""
+
+    source: str
+    ok: bool
+    error: str | None = None
+    documents: int = 0
+    chunks: int = 0
 
 
 def _silent(stage: str, done: int, total: int) -> None:
@@ -188,6 +200,22 @@ class QAService:
         """:meth:`rag.QA.ask` on the current index (which refuses a bad ``k`` or ``mode``)."""
         return self.current().ask(question, k=k, mode=mode)
 
+    def converse(self, question: str, turns: Sequence[Turn] = (), k: int = K_DEFAULT,
+                 mode: str | None = None) -> tuple[Answer, tuple[Turn, ...]]:
+        """:meth:`ask` as the next turn of a conversation (``turns``: the earlier ones); returns
+        the answer and the turns with this one."""
+        conv = self.current().conversation(turns)
+        answer = conv.ask(question, k=k, mode=mode)
+        return answer, conv.turns
+
+    def ask_after(self, question: str, history: Sequence[str], k: int = K_DEFAULT, mode: str | None = None) -> Answer:
+        """:meth:`ask` after the earlier questions ``history`` (oldest first; the last
+        :data:`rag.answer.conversation.MAX_TURNS` count), which are asked again in order."""
+        conv = self.current().conversation()
+        for earlier in list(history)[-MAX_TURNS:]:
+            conv.ask(earlier, k=k, mode=mode)
+        return conv.ask(question, k=k, mode=mode)
+
     def document_text(self, source: str) -> str:
         return self.current().document(source).text
 
@@ -202,7 +230,7 @@ class QAService:
             docs.append(DocumentOverview(rec.source, rec.chunks, len(doc.text), rec.encoding, doc.report))
         return IndexOverview(
             index_dir=str(self.index_dir), version=qa.version_path.name, model=m.model, created=m.created,
-            build_seconds=m.build_seconds, chunks=m.chunks, mode=qa.settings.mode, documents=tuple(docs),
+            build_seconds=m.build_seconds, chunks=m.chunks, mode=qa.settings.index.mode, documents=tuple(docs),
         )
 
     # -- adding documents ----------------------------------------------------------------
@@ -233,6 +261,42 @@ class QAService:
             added = tuple(s for s in batch.saved if s.path.exists())  # those the build refused were removed
             return AddResult(added=added, refused=batch.refused + late, documents=len(new_qa.sources()),
                              chunks=new_qa.chunk_count, seconds=time.perf_counter() - t0, warnings=warnings)
+
+    def removable(self) -> list[str]:
+        """The documents the chat may remove: those added through it (files in the uploads folder).
+        The others are the files of the documents folder, which the next start would index again."""
+        qa = self.current()
+        return [s for s in qa.sources() if self._upload_file(s) is not None]
+
+    def _upload_file(self, source: str) -> Path | None:
+        if not self.uploads_dir.is_dir():
+            return None
+        path = self.uploads_dir / Path(source).name
+        try:  # the source names that very file (sources are paths, relative to the working folder or absolute)
+            same = Path(source).resolve() == path.resolve() and path.resolve().parent == self.uploads_dir.resolve()
+        except (OSError, ValueError):
+            return None
+        return path if same and path.is_file() else None
+
+    def remove_document(self, source: str) -> RemoveResult:
+        """Remove an uploaded document from the index and delete its saved file; the chat switches
+        to the new index once it is loaded. A failure leaves the index and the file as they were."""
+        with self._write_lock:
+            qa = self.current()
+            if source not in qa.sources():
+                return RemoveResult(source, False, f"{source} is not in the index")
+            path = self._upload_file(source)
+            if path is None:
+                return RemoveResult(source, False, f"{source} is a file of the documents folder: remove it there "
+                                                   "(the next start would index it again)")
+            try:
+                IndexWriter(self.index_dir, embedder=qa.embedder).remove([source])
+                new_qa = load(self.index_dir, embedder=qa.embedder)
+            except RagError as exc:
+                return RemoveResult(source, False, f"the index was not changed: {exc}")
+            self._swap(new_qa)
+            path.unlink(missing_ok=True)
+            return RemoveResult(source, True, None, len(new_qa.sources()), new_qa.chunk_count)
 
     def _drop_unusable(self, batch: UploadBatch) -> UploadBatch:
         """Refuse saved files that clean down to nothing (all markup, widgets or stuffing)."""

@@ -1,7 +1,8 @@
 """Checking and saving uploaded documents.
 
-An upload is accepted only when it is a ``.txt`` or ``.md`` file of at most
-:data:`MAX_UPLOAD_BYTES` that decodes exactly as text. It is saved under a generated name
+An upload is accepted only when it is a file of a format the engine reads (``.txt``, ``.md``,
+``.html``/``.htm``, ``.pdf``, ``.docx``: :data:`rag.ingest.loaders.SUPPORTED_SUFFIXES`) of at most
+:data:`MAX_UPLOAD_BYTES` whose text can be read (decoded exactly, or extracted). It is saved under a generated name
 (a cleaned-up stem of the user's file name plus a content hash) inside the managed uploads
 folder, so that no name the user gives, ``../../x.txt`` included, can choose where it lands.
 Every refusal carries its reason in words.
@@ -19,11 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.errors import DocumentError
-from rag.ingest.loaders import decode_bytes
+from rag.ingest.loaders import SUPPORTED_SUFFIXES, document_from_bytes
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 MAX_FILES_PER_BATCH = 20
-ALLOWED_SUFFIXES: tuple[str, ...] = (".txt", ".md")
+ALLOWED_SUFFIXES: tuple[str, ...] = SUPPORTED_SUFFIXES
+MAX_TRANSFER_BYTES = 4 * MAX_UPLOAD_BYTES
+"""What one file may weigh on its way in (Gradio's ``max_file_size``): above the cap, so that a
+file over :data:`MAX_UPLOAD_BYTES` reaches :func:`save_uploads` and is refused there with its
+reason, in the batch's one message, instead of failing the whole upload in the browser."""
 _MAX_STEM_CHARS = 48
 _MAX_DISPLAY_CHARS = 120
 
@@ -107,7 +112,7 @@ def check_name_and_size(name: str, size: int, max_bytes: int = MAX_UPLOAD_BYTES)
     suffix = suffix_of(name)
     if suffix not in ALLOWED_SUFFIXES:
         kind = suffix or "a file without an extension"
-        return f"{kind} is not accepted: only {' and '.join(ALLOWED_SUFFIXES)} files can be added"
+        return f"{kind} is not accepted: only {', '.join(ALLOWED_SUFFIXES)} files can be added"
     if size > max_bytes:
         return f"the file is {_size_words(size)}, over the {_size_words(max_bytes)} limit"
     if size == 0:
@@ -178,10 +183,14 @@ def save_uploads(
             refused.append(RefusedUpload(name, f"the file is {_size_words(len(data))}, over the {_size_words(max_bytes)} limit"))
             continue
         try:
-            text, encoding = decode_bytes(data, name)
+            raw = document_from_bytes(data, suffix_of(name), name)
         except DocumentError as exc:
             refused.append(RefusedUpload(name, exc.reason))
             continue
+        except Exception as exc:  # noqa: BLE001 - an extractor's surprise fails this file alone
+            refused.append(RefusedUpload(name, f"the file could not be read ({exc.__class__.__name__}: {exc})"))
+            continue
+        text, encoding = raw.text, raw.encoding
         if not text.strip():
             refused.append(RefusedUpload(name, "the file is empty or holds only whitespace"))
             continue
