@@ -58,3 +58,14 @@ def hold_lock(index: str, ready: str, seconds: float) -> None:
     with writer_lock(Path(index)):
         Path(ready).write_text("yes")
         time.sleep(seconds)
+
+
+def change_index(op: str, target: str, index: str, step: str | None) -> None:
+    """``add`` the file ``target`` to ``index`` or ``remove`` the source ``target`` from it;
+    with ``step``, SIGKILL itself at that step."""
+    store.fault_hook = kill_at(step) if step else None
+    writer = IndexWriter(index, model="test-hash")
+    if op == "add":
+        writer.add([target])
+    else:
+        writer.remove([target])

@@ -314,3 +314,36 @@ def test_concurrent_writer_threads_are_serialised(states, tmp_path: Path):
     assert not errors
     qa = rag.load(index)
     assert len(qa.sources()) == len(NEW) + 1 and len(list(index.glob("v-*"))) == 2
+
+
+def test_kill_9_during_add_and_remove_at_every_step(states, tmp_path: Path):
+    """``add`` and ``remove`` killed at every fault step leave the index before or after the
+    change, and the next writer finishes it."""
+    from fault_workers import change_index
+
+    template = states["template"]
+    extra = tmp_path / "extra.txt"
+    extra.write_text("新加入的文件：港口吞吐量增长了百分之七。", encoding="utf-8")
+    gone = sorted(rag.load(template).sources())[0]
+    killed = 0
+    for op, target in (("add", str(extra)), ("remove", gone)):
+        after = tmp_path / f"{op}-after"
+        shutil.copytree(template, after)
+        change_index(op, target, str(after), None)
+        want = fingerprint(after)
+        assert want != states["old"]
+        for n, step in enumerate(FAULT_STEPS):
+            index = tmp_path / f"{op}-{n:02d}"
+            shutil.copytree(template, index)
+            proc = context().Process(target=change_index, args=(op, target, str(index), step))
+            proc.start()
+            proc.join(60)
+            assert not proc.is_alive(), f"{op} writer hung at {step}"
+            assert proc.exitcode in (0, -signal.SIGKILL), f"{op} at {step}: exit {proc.exitcode}"
+            killed += proc.exitcode == -signal.SIGKILL
+            got = fingerprint(index)
+            assert got in (states["old"], want), f"{op} killed at {step}: index answers neither before nor after"
+            if got == states["old"]:  # killed before publishing: the change is simply made again
+                change_index(op, target, str(index), None)
+            assert fingerprint(index) == want
+    assert killed >= 20, killed  # the CI's kill -9 runs of add and remove
