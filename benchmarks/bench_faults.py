@@ -46,7 +46,7 @@ import rag
 from rag.index.lexical import tokenize
 from rag.index.writer import IndexWriter
 from rag.index import store
-from rag.index.store import FAULT_STEPS
+from rag.index.store import FAULT_STEPS, kill_at
 
 MODEL = "test-hash"
 OPS = ("build", "add", "remove")
@@ -104,18 +104,6 @@ def writer(op: str, layout: Layout, index: str, step: str | None) -> None:
     """The operation ``op`` on ``index``; with ``step``, SIGKILL itself at that step."""
     store.fault_hook = kill_at(step) if step else None
     operate(op, layout, Path(index))
-
-
-def kill_at(step: str) -> store.FaultHook:
-    """A fault hook (:data:`rag.index.store.fault_hook`) that SIGKILLs this process at ``step``."""
-    if step not in FAULT_STEPS:
-        raise ValueError(f"unknown fault step {step!r}")
-
-    def hook(reached: str) -> None:
-        if reached == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
 
 
 def operate(op: str, layout: Layout, index: Path) -> None:

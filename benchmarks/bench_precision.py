@@ -24,18 +24,10 @@ import numpy as np
 
 from rag.encoder import e5
 from rag.encoder import precision
+from benchmarks.bench_embed import load_passages
 from rag.encoder.e5_runtime import E5Embedder
 
 PRECISIONS = ("float32", "bf16", "int8")
-
-
-def load_passages(path: Path, n: int, chars: int) -> list[str]:
-    data = json.loads(path.read_text(encoding="utf-8"))
-    contexts = [p["context"] for article in data["data"] for p in article["paragraphs"]]
-    passages = [" ".join(c.split())[:chars] for c in contexts if c.strip()]
-    if len(passages) < n:
-        raise SystemExit(f"{path}: only {len(passages)} passages, {n} asked for")
-    return passages[:n]
 
 
 def load_questions(path: Path) -> list[str]:

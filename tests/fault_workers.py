@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.context
-import os
-import signal
 import threading
 import time
 from pathlib import Path
@@ -20,7 +18,7 @@ from tqdm import tqdm
 
 from rag.index.lexical import tokenize
 from rag.index import store
-from rag.index.store import FAULT_STEPS, writer_lock
+from rag.index.store import FAULT_STEPS, kill_at, writer_lock
 from rag.index.writer import IndexWriter
 
 tokenize("前三季度工业增加值同比增长")  # load jieba's dictionary once, in the server
@@ -33,18 +31,6 @@ def context() -> multiprocessing.context.BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload([__name__])
     return ctx
-
-
-def kill_at(step: str) -> store.FaultHook:
-    """A fault hook (:data:`rag.index.store.fault_hook`) that SIGKILLs this process at ``step``."""
-    if step not in FAULT_STEPS:
-        raise ValueError(f"unknown fault step {step!r}")
-
-    def hook(reached: str) -> None:
-        if reached == step:
-            os.kill(os.getpid(), signal.SIGKILL)
-
-    return hook
 
 
 def write_index(corpus: str, index: str, step: str | None, full: bool) -> None:

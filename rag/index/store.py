@@ -135,6 +135,21 @@ FaultHook = Callable[[str], None]
 fault_hook: FaultHook | None = None
 
 
+def kill_at(step: str) -> FaultHook:
+    """A :data:`fault_hook` that SIGKILLs the writing process at ``step`` (for the kill -9 tests
+    and ``benchmarks/bench_faults.py``, which install it in a writer process they started)."""
+    if step not in FAULT_STEPS:
+        raise ValueError(f"unknown fault step {step!r}")
+
+    def hook(reached: str) -> None:
+        if reached == step:
+            import signal
+
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return hook
+
+
 def fault_point(step: str) -> None:
     """Where a writer may be interrupted: calls :data:`fault_hook` with ``step`` when one is set."""
     hook = fault_hook
