@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rag import environment
 from rag.encoder.e5_runtime import E5Embedder
-from rag.index.embedding import (TEST_HASH, Embedder, SentenceTransformerEmbedder, canonical_name, load_embedder,
+from rag.index.embedding import (TEST_HASH, Embedder, SentenceTransformerEmbedder, canonical_name,
                         load_query_embedder)
 from rag.errors import IndexIncompatibleError, QueryError, SourceNotFoundError
 from rag.index.inputs import Paths, clean_raw

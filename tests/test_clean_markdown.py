@@ -89,7 +89,7 @@ def test_markdown_file_indexed_clean_with_exact_citations(tmp_path: Path) -> Non
 
 
 def test_index_of_the_old_format_is_rebuilt(tmp_path: Path) -> None:
-    from rag.index.store import _digest
+    from rag.index.manifest import manifest_digest as _digest
 
     docs = tmp_path / "docs"
     docs.mkdir()

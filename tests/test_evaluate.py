@@ -13,13 +13,10 @@ from rag.evaluation.cli import add_eval_parser
 from rag.evaluation.datasets import EvalQuestion, EvalSet, load_squad
 from rag.errors import RagError
 from rag.evaluation.report import render_table
-from rag.evaluation.evaluate import (
-    COMPARE_MODES,
-    EvalResult,
-    paragraph_spans,
-    run_eval,
-    write_report,
-)
+from rag.evaluation.evaluate import COMPARE_MODES, run_eval
+from rag.evaluation.gold import paragraph_spans
+from rag.evaluation.miss_report import write_report
+from rag.evaluation.results import EvalResult
 from rag.types import Answer, CleaningReport, Document, Hit
 
 FIXTURE = Path(__file__).parent / "fixtures" / "tiny_squad.json"

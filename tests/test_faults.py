@@ -27,7 +27,8 @@ import rag
 from fault_workers import context, hold_lock, write_index
 from rag.errors import IndexCorruptError
 from rag.index.writer import IndexWriter
-from rag.index.store import FAULT_STEPS, LOCK, POINTER, VERSION_MARKER, IndexLockedError, current_version, load_index
+from rag.errors import IndexLockedError
+from rag.index.store import FAULT_STEPS, LOCK, POINTER, VERSION_MARKER, current_version, load_index
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ["前三季度规模以上工业增加值同比增长多少？", "When was the bridge built?", "library opening hours", "高技术制造业"]

@@ -161,7 +161,7 @@ def test_model_and_chunking_mismatch_refused_unless_full(corpus: Path):
 
 
 def test_other_format_version_refused_by_add_rebuilt_by_build(corpus: Path):
-    from rag.index.store import _digest
+    from rag.index.manifest import manifest_digest as _digest
 
     IndexWriter("index", model="test-hash").sync([corpus])
     mpath = current_version(Path("index")) / "manifest.json"
@@ -297,7 +297,7 @@ def test_precision_is_part_of_the_index(corpus: Path, monkeypatch):
 
 
 def test_manifests_from_before_the_record_keep_their_arithmetic():
-    from rag.index.store import Manifest, legacy_precision
+    from rag.index.manifest import Manifest, legacy_precision
 
     assert legacy_precision("multilingual-e5-small") == "int8"  # built on the int8 fast path
     assert legacy_precision("all-MiniLM-L6-v2") == legacy_precision("test-hash") == "float32"

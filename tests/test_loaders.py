@@ -416,7 +416,7 @@ def test_the_encoding_is_named_in_the_cleaning_report(tmp_path: Path):
 
 
 def test_report_encoding_survives_the_index_and_old_records_load():
-    from rag.index.store import _document_from_json, _document_json
+    from rag.index.manifest import document_from_json as _document_from_json, document_to_json as _document_json
     from rag.types import CleaningReport, Document
 
     doc = Document("a.txt", "text", CleaningReport("a.txt", 4, 4), "ab" * 32, "euc_jis_2004")

@@ -1,10 +1,10 @@
-"""Terminal rendering of an :class:`~rag.evaluation.evaluate.EvalResult`: one column per mode."""
+"""Terminal rendering of an :class:`~rag.evaluation.results.EvalResult`: one column per mode."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from rag.evaluation.evaluate import EvalResult, ModeSummary
+from rag.evaluation.results import EvalResult, ModeSummary
 
 __all__ = ["render_table"]
 
