@@ -1,9 +1,12 @@
-"""Precision of the encoder: float32, bf16 autocast and dynamic int8, in one run.
+"""Precision of the encoder: float32, bf16 (weights cast once), bf16 autocast and dynamic int8,
+in one run.
 
 Embeds passages with sentence-transformers (as index builds do) and encodes questions on the
 plain-torch runtime (as queries do) at each precision, and reports throughput and the cosine of
 each vector to its float32 one (min / median), plus what :func:`rag.encoder.precision.detect` picks on
-this CPU. Ratios within one run are what to compare: machines here are shared and noisy::
+this CPU. "bf16" is what rag runs (Linear weights stored in bf16 once,
+:func:`rag.encoder.bert.cast_linears`); "bf16-autocast" (float32 weights under
+``torch.autocast``, re-cast on every call) is measured for comparison. Ratios within one run are what to compare: machines here are shared and noisy::
 
     python -m benchmarks.bench_precision ../shared/data/drcd/DRCD_dev.json \\
         --questions ../shared/data/seed_qa_dev.jsonl --json benchmarks/results/bench_precision.json
@@ -27,7 +30,7 @@ from rag.encoder import precision
 from benchmarks.bench_embed import load_passages
 from rag.encoder.e5_runtime import E5Embedder
 
-PRECISIONS = ("float32", "bf16", "int8")
+PRECISIONS = ("float32", "bf16", "bf16-autocast", "int8")
 
 
 def load_questions(path: Path) -> list[str]:
@@ -73,10 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     base_p: np.ndarray | None = None
     base_q: np.ndarray | None = None
     for p in PRECISIONS:
-        model = e5.load_sentence_transformer(folder, precision=p)
+        autocast = p == "bf16-autocast"
+        loaded = "float32" if autocast else p
+        model = e5.load_sentence_transformer(folder, precision=loaded)
 
         def embed() -> np.ndarray:
-            with precision.autocast(p):
+            with precision.autocast("bf16" if autocast else "float32"):
                 return np.asarray(model.encode(passages, batch_size=args.batch, prompt_name="passage",
                                                normalize_embeddings=True, convert_to_numpy=True), dtype=np.float32)
 
@@ -85,13 +90,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["embed"][p] = {"passages_per_s": round(len(passages) / seconds, 1), "seconds": round(seconds, 2),
                               "cosine_to_float32": cosines(vecs, base_p)}
         del model
-        runtime = E5Embedder(folder, precision=p)
-        runtime.encode(questions[:2], kind="query")
+        runtime = E5Embedder(folder, precision=loaded)
         times, rows = [], []
-        for q in questions:
-            t = time.perf_counter()
-            rows.append(runtime.encode([q], kind="query")[0])
-            times.append(time.perf_counter() - t)
+        with precision.autocast("bf16" if autocast else "float32"):
+            runtime.encode(questions[:2], kind="query")
+            for q in questions:
+                t = time.perf_counter()
+                rows.append(runtime.encode([q], kind="query")[0])
+                times.append(time.perf_counter() - t)
         qv = np.stack(rows)
         base_q = qv if base_q is None else base_q
         result["query"][p] = {"median_ms": round(statistics.median(times) * 1000, 2),

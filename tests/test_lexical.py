@@ -31,3 +31,41 @@ def test_bm25_ranks_and_roundtrips(tmp_path: Path):
 def test_unknown_query_terms_score_zero():
     idx = BM25Index.fit(["工业增加值"])
     assert float(idx.scores("zzz qqq").scores.max()) == 0.0
+
+
+def test_term_ids_score_exactly_as_bm25s_over_strings():
+    """Fitting from ids (ChunkTerms) gives bm25s's own scores over the same terms as strings."""
+    import bm25s
+    import numpy as np
+
+    texts = ["全国技术合同成交总额达到4.49万亿元", "The museum opened in 1964.", "", "新能源汽车 销量 增长",
+             "技术 交易 规模 技术", "museum museum tickets"]
+    ours = BM25Index.fit(texts)
+    theirs = bm25s.BM25()
+    theirs.index([tokenize(t) or ["\u2400"] for t in texts], show_progress=False)
+    for q in ["技术合同", "museum 1964", "汽车销量", "tickets"]:
+        known = [t for t in tokenize(q) if t in theirs.vocab_dict]
+        assert np.allclose(ours.scores(q).scores, theirs.get_scores(known))
+    assert ours.document_frequency("museum") == 2 and ours.document_frequency("nothing") == 0
+
+
+def test_chunk_terms_reuse_a_vocabulary_and_check_their_arrays():
+    import numpy as np
+    import pytest
+
+    from rag.index.lexical import ChunkTerms, TermsBuilder, chunk_terms
+
+    first = chunk_terms(["技术合同", "museum tickets"])
+    assert first.terms(1) == ("museum", "tickets") and len(first) == 2
+    builder = TermsBuilder(first.vocabulary)
+    builder.append(first.row(1))  # reused ids stay valid under the grown vocabulary
+    builder.append(builder.encode(["new", "museum"]))
+    again = builder.build()
+    assert again.terms(0) == ("museum", "tickets") and again.terms(1) == ("new", "museum")
+    assert again.vocabulary[: len(first.vocabulary)] == first.vocabulary
+    assert again.ids.dtype == np.int32 and again.offsets.tolist() == [0, 2, 4]
+    again.check()
+    with pytest.raises(ValueError):
+        ChunkTerms(np.array([0, 9], np.int32), np.array([0, 2]), ("a",)).check()
+    with pytest.raises(ValueError):
+        ChunkTerms(np.array([0], np.int32), np.array([0, 3]), ("a",)).check()

@@ -12,7 +12,7 @@ from rag.index.store import FORMAT_VERSION, POINTER, current_version
 def test_manifest_is_self_describing(hash_index: Path):
     version = current_version(hash_index)
     m = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
-    assert m["format_version"] == FORMAT_VERSION == 2 and m["model"] == "test-hash" and m["dimension"] == 64
+    assert m["format_version"] == FORMAT_VERSION == 3 and m["model"] == "test-hash" and m["dimension"] == 64
     assert m["chunks"] > 0 and m["settings"]["chunk_chars"] > 0
     assert {d["source"].split("/")[-1] for d in m["documents"]} == {"000_7acc4ff99040d81b.txt", "note.md"}
     assert all(len(d["sha256"]) == 64 for d in m["documents"])
@@ -90,7 +90,7 @@ def test_new_files_are_checksummed_and_pickle_free(hash_index: Path):
 
     version = current_version(hash_index)
     m = json.loads((version / "manifest.json").read_text(encoding="utf-8"))
-    assert {"signatures.npy", "tokens.jsonl"} <= set(m["files"]) and len(m["digest"]) == 64
+    assert {"signatures.npy", "terms.npy", "term_offsets.npy", "vocabulary.json"} <= set(m["files"]) and len(m["digest"]) == 64
     sigs = np.load(version / "signatures.npy", allow_pickle=False)
     assert sigs.dtype == np.uint64 and sigs.shape[0] == len([d for d in m["documents"] if not d.get("duplicate_of")])
     row = json.loads((version / "chunks.jsonl").read_text(encoding="utf-8").splitlines()[0])

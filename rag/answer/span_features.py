@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from rag.normalize import fold, to_simplified
-from rag.settings import WindowSettings
+from rag.settings import MAX_LENGTH, MAX_QUESTION_TOKENS, STRIDE, WindowSettings
 
 MAX_ANSWER_TOKENS = 32
 

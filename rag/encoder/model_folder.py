@@ -266,9 +266,11 @@ def load_sentence_transformer(
     path: Path, *, precision: str = "float32", progress: Progress | None = None
 ) -> SentenceTransformer:
     """Load the materialised folder with sentence-transformers on the CPU, offline, its weights
-    checked first (:func:`verify_weights`). The weights stay float32; ``precision`` (see
-    :mod:`rag.encoder.precision`) "bf16" is applied by running ``encode`` under
-    :func:`rag.encoder.precision.autocast`, as :class:`rag.index.embedding.SentenceTransformerEmbedder` does.
+    checked first (:func:`verify_weights`). ``precision`` (see :mod:`rag.encoder.precision`)
+    "bf16" stores every Linear layer's weights in bf16 once (:func:`rag.encoder.bert.cast_linears`:
+    layer norms, softmax, GELU and residual sums stay float32), as the question runtime
+    (:mod:`rag.encoder.e5_runtime`) does, so that passages and questions are computed alike;
+    "float32" leaves the model as it is.
 
     ``precision="int8"`` converts the attention and FFN-input Linear layers to dynamic int8
     (per-channel weights; PyTorch's fbgemm/x86 kernels): 1.2-1.35x the float32 throughput on a
@@ -285,4 +287,10 @@ def load_sentence_transformer(
     model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
     if precision == "int8" and not quantize_int8(model):
         (progress or _silent)("int8 kernels unavailable in this torch; using float32")
+    if precision == "bf16":
+        import torch
+
+        from rag.encoder.bert import cast_linears
+
+        cast_linears(model, torch.bfloat16)
     return model

@@ -18,7 +18,6 @@ import numpy as np
 from rag import environment
 from rag.errors import ModelError, ModelWeightsError
 from rag.encoder.names import E5_SMALL, MINILM
-from rag.encoder.precision import autocast
 from rag.encoder.precision import check as check_precision
 from rag.encoder.precision import choose as choose_precision
 from rag.encoder.torch_threads import threads_for, torch_threads
@@ -50,12 +49,19 @@ class SentenceTransformerEmbedder:
     """A sentence-transformers model, with the model's own query/passage prompts if it has them."""
 
     def __init__(self, name: str, model: "object", batch_size: int = 32, precision: str = "float32") -> None:
-        """``precision``: "bf16" runs ``encode`` under bf16 autocast; "int8" means ``model``'s
-        Linear layers were quantised when it was loaded; "float32" as loaded."""
+        """``precision``: "bf16" stores the model's Linear weights in bf16 (once, here, unless the
+        loader did: :func:`rag.encoder.bert.cast_linears`); "int8" means ``model``'s Linear layers
+        were quantised when it was loaded; "float32" as loaded."""
         self.name = name
         self._model = model
         self.batch_size = batch_size
         self.precision = check_precision(precision)
+        if self.precision == "bf16":
+            import torch
+
+            from rag.encoder.bert import cast_linears
+
+            cast_linears(model, torch.bfloat16)  # type: ignore[arg-type]
         getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # type: ignore[attr-defined]
         dim = getter()
         if not dim:
@@ -72,7 +78,7 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        with torch_threads(threads_for(len(texts))), autocast(self.precision):
+        with torch_threads(threads_for(len(texts))):
             vecs = self._model.encode(  # type: ignore[attr-defined]
                 list(texts),
                 batch_size=self.batch_size,
@@ -216,7 +222,7 @@ def load_embedder(
 ) -> Embedder:
     """Load a model by name or path: the packaged defaults, ``test-hash``, a local
     sentence-transformers folder, or a model name already in the local Hugging Face cache.
-    ``precision``: :func:`rag.encoder.precision.choose` (bf16 autocast where the CPU has bf16 units)."""
+    ``precision``: :func:`rag.encoder.precision.choose` (bf16 where the CPU has bf16 units)."""
     canon = canonical_name(name)
     wanted = choose_precision(precision)
     if canon == TEST_HASH:

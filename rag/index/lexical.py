@@ -1,10 +1,15 @@
-"""BM25 over segmented, normalised text (jieba words and Han character bigrams, English words)."""
+"""BM25 over segmented, normalised text (jieba words and Han character bigrams, English words).
+
+Chunks' terms are kept as ids into one vocabulary (:class:`ChunkTerms`: an int32 array and row
+offsets), not as Python strings: at 100k chunks the strings made the build peak at 4.9 GiB
+(``benchmarks/bench_scale.py``), the ids take 4 bytes a term. BM25 is fitted from the ids.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -71,6 +76,91 @@ def tokenize(text: str) -> list[str]:
     return toks
 
 
+#: The term of a chunk without any (bm25s needs one term per document).
+EMPTY_TERM = "\u2400"
+
+
+@dataclass(frozen=True, eq=False)
+class ChunkTerms:
+    """The BM25 terms of every chunk as ids into ``vocabulary``: chunk ``i``'s are
+    ``ids[offsets[i]:offsets[i + 1]]`` (int32; ``offsets`` has one more entry than there are chunks)."""
+
+    ids: np.ndarray
+    offsets: np.ndarray
+    vocabulary: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    def row(self, i: int) -> np.ndarray:
+        return self.ids[self.offsets[i]:self.offsets[i + 1]]
+
+    def terms(self, i: int) -> tuple[str, ...]:
+        return tuple(self.vocabulary[t] for t in self.row(i))
+
+    def check(self) -> None:
+        """ValueError unless the arrays are consistent (a stored index is refused then)."""
+        if self.ids.ndim != 1 or self.offsets.ndim != 1 or len(self.offsets) < 1:
+            raise ValueError("term arrays are not one-dimensional")
+        if int(self.offsets[0]) != 0 or int(self.offsets[-1]) != len(self.ids) or np.any(np.diff(self.offsets) < 0):
+            raise ValueError("term offsets do not cover the term ids")
+        if len(self.ids) and (int(self.ids.min()) < 0 or int(self.ids.max()) >= len(self.vocabulary)):
+            raise ValueError("a term id is outside the vocabulary")
+
+
+class TermsBuilder:
+    """Collects chunks' terms as ids, growing a vocabulary (started from an earlier index's, so
+    that its chunks' ids stay valid and can be reused without re-tokenising)."""
+
+    def __init__(self, vocabulary: Sequence[str] = ()) -> None:
+        self._vocab: dict[str, int] = {t: i for i, t in enumerate(vocabulary)}
+        self._rows: list[np.ndarray] = []
+
+    def encode(self, terms: Iterable[str]) -> np.ndarray:
+        vocab = self._vocab
+        return np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), dtype=np.int32)
+
+    def append(self, ids: np.ndarray) -> None:
+        self._rows.append(ids)
+
+    def build(self) -> ChunkTerms:
+        lengths = np.fromiter((len(r) for r in self._rows), dtype=np.int64, count=len(self._rows))
+        offsets = np.zeros(len(self._rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=offsets[1:])
+        ids = np.concatenate(self._rows).astype(np.int32, copy=False) if self._rows else np.zeros(0, np.int32)
+        vocabulary = tuple(sorted(self._vocab, key=self._vocab.__getitem__))
+        return ChunkTerms(ids, offsets, vocabulary)
+
+
+def chunk_terms(texts: Iterable[str]) -> ChunkTerms:
+    """:func:`tokenize` every text into one :class:`ChunkTerms`."""
+    builder = TermsBuilder()
+    for t in texts:
+        builder.append(builder.encode(tokenize(t)))
+    return builder.build()
+
+
+class _Rows(Sequence[list[int]]):
+    """Chunks' term ids as bm25s reads them (a list of ints per document), made one row at a
+    time so that all of them never exist as Python ints at once; an empty chunk gets
+    :data:`EMPTY_TERM`."""
+
+    def __init__(self, terms: ChunkTerms, empty: int) -> None:
+        self._terms = terms
+        self._empty = [empty]
+
+    def __len__(self) -> int:
+        return len(self._terms)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        row = self._terms.row(i).tolist()
+        return row or self._empty
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in range(len(self._terms)):
+            yield self[i]
+
+
 @dataclass(frozen=True)
 class LexicalScores:
     """BM25 scores of every chunk for one query, and the query's terms."""
@@ -88,16 +178,33 @@ class BM25Index:
 
     @classmethod
     def fit(cls, texts: Sequence[str]) -> "BM25Index":
-        return cls.fit_tokens([tokenize(t) for t in texts])
+        return cls.fit_terms(chunk_terms(texts))
 
     @classmethod
     def fit_tokens(cls, corpus: Sequence[Sequence[str]]) -> "BM25Index":
         """Index chunks already tokenised with :func:`tokenize` (an empty chunk gets a placeholder)."""
+        builder = TermsBuilder()
+        for toks in corpus:
+            builder.append(builder.encode(toks))
+        return cls.fit_terms(builder.build())
+
+    @classmethod
+    def fit_terms(cls, terms: ChunkTerms) -> "BM25Index":
+        """Index chunks' term ids. The bm25s vocabulary holds the terms that occur (ids renumbered
+        densely), plus :data:`EMPTY_TERM` when a chunk has no term."""
         import bm25s
 
+        counts = np.bincount(terms.ids, minlength=len(terms.vocabulary)) if len(terms.ids) else np.zeros(0, np.int64)
+        used = np.flatnonzero(counts)
+        dense = np.full(len(terms.vocabulary), -1, dtype=np.int32)
+        dense[used] = np.arange(len(used), dtype=np.int32)
+        remapped = ChunkTerms(dense[terms.ids] if len(terms.ids) else terms.ids, terms.offsets, ())
+        vocab = {terms.vocabulary[t]: i for i, t in enumerate(used.tolist())}
+        empty = vocab.setdefault(EMPTY_TERM, len(vocab))
         retriever = bm25s.BM25()
-        retriever.index([list(t) or ["\u2400"] for t in corpus], show_progress=False)
-        return cls(retriever, len(corpus))
+        corpus = bm25s.tokenization.Tokenized(ids=_Rows(remapped, empty), vocab=vocab)  # type: ignore[arg-type]
+        retriever.index(corpus, show_progress=False, create_empty_token=False)
+        return cls(retriever, len(terms))
 
     def document_frequency(self, term: str) -> int:
         """In how many chunks ``term`` (matching form) occurs."""

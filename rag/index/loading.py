@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from rag.errors import IndexCorruptError, IndexError_, IndexIncompatibleError, IndexNotFoundError
-from rag.index.lexical import BM25Index
+from rag.index import vectors as dense_index
+from rag.index.lexical import BM25Index, ChunkTerms
 from rag.index.manifest import MANIFEST, Manifest, document_from_json, read_manifest, verify_files
 from rag.index.ownership import POINTER, read_pointer, sound_name, version_folders, version_key
 from rag.types import Chunk, Document
@@ -53,7 +54,7 @@ class StoredIndex:
     chunk_visibility: np.ndarray | None = None
     signatures: np.ndarray | None = None
     warning: LoadWarning | None = None
-    tokens: tuple[tuple[str, ...], ...] | None = None
+    tokens: ChunkTerms | None = None
 
 
 def current_version(index_dir: Path) -> Path:
@@ -197,7 +198,7 @@ def _load_version(version: Path, verify: bool, with_tokens: bool = False) -> Sto
     if verify:
         verify_files(version, manifest)
     try:
-        faiss_index = faiss.read_index(str(version / "vectors.faiss"))
+        faiss_index = dense_index.prepare(faiss.read_index(str(version / "vectors.faiss")), manifest.ann)
         chunks: list[Chunk] = []
         visibility: list[float] = []
         with open(version / "chunks.jsonl", encoding="utf-8") as f:
@@ -215,11 +216,12 @@ def _load_version(version: Path, verify: bool, with_tokens: bool = False) -> Sto
         sig_path = version / "signatures.npy"
         signatures = np.load(sig_path, allow_pickle=False) if sig_path.is_file() else None
         bm25 = BM25Index.load(version / "bm25", len(chunks))
-        token_lists: tuple[tuple[str, ...], ...] | None = None
-        tpath = version / "tokens.jsonl"
-        if with_tokens and tpath.is_file():
-            with open(tpath, encoding="utf-8") as f:
-                token_lists = tuple(tuple(json.loads(line)) for line in f)
+        token_lists: ChunkTerms | None = None
+        if with_tokens and (version / "terms.npy").is_file():
+            token_lists = ChunkTerms(np.load(version / "terms.npy", allow_pickle=False),
+                                     np.load(version / "term_offsets.npy", allow_pickle=False),
+                                     tuple(json.loads((version / "vocabulary.json").read_text(encoding="utf-8"))))
+            token_lists.check()
             if len(token_lists) != len(chunks):
                 token_lists = None
     except (OSError, ValueError, KeyError, TypeError, RuntimeError, UnicodeDecodeError) as exc:

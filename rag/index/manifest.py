@@ -19,13 +19,17 @@ from typing import Any
 
 from rag.errors import IndexCorruptError, IndexIncompatibleError
 from rag.hashing import sha256_file
+from rag.index.vectors import AnnRecord
 from rag.ingest.neardup import NearDuplicate
 from rag.settings import IndexSettings
 from rag.types import CleaningReport, Document, Edit
 
 #: 2: Markdown documents are cleaned of their syntax (rag/ingest/clean.py): an index of format 1
-#: may hold Markdown as it was written, so it is rebuilt (``build``) or refused (``load``, ``add``).
-FORMAT_VERSION = 2
+#: may hold Markdown as it was written. 3: chunks' BM25 terms are stored as ids into a vocabulary
+#: (``terms.npy``, ``term_offsets.npy``, ``vocabulary.json``) instead of strings (``tokens.jsonl``).
+#: An index of an older format is rebuilt in full by ``build`` and the start-up sync, and refused
+#: ("rebuild needed") by ``load``, ``add`` and ``remove``.
+FORMAT_VERSION = 3
 
 
 MANIFEST = "manifest.json"
@@ -63,6 +67,8 @@ class Manifest:
     fingerprint: str = ""
     #: the encoder arithmetic the vectors were made with (:mod:`rag.encoder.precision`); queries use it too
     precision: str = "float32"
+    #: the approximate vector index and its measured recall (:mod:`rag.index.vectors`); None: exact
+    ann: AnnRecord | None = None
 
     @property
     def duplicates(self) -> tuple[SourceRecord, ...]:
@@ -88,6 +94,7 @@ class Manifest:
             "near_duplicates": [[n.source, n.similar_to, n.jaccard] for n in self.near_duplicates],
             "fingerprint": self.fingerprint,
             "precision": self.precision,
+            "ann": self.ann.to_json() if self.ann else None,
         }
         data["digest"] = manifest_digest(data)
         return data
@@ -109,6 +116,7 @@ class Manifest:
             near_duplicates=tuple(NearDuplicate(str(a), str(b), float(j)) for a, b, j in data.get("near_duplicates", [])),
             fingerprint=str(data.get("fingerprint", "")),
             precision=str(data.get("precision") or legacy_precision(str(data["model"]))),
+            ann=AnnRecord.from_json(data.get("ann")),
         )
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from rag.errors import IndexIncompatibleError
 from rag.index.embedding import Embedder, load_embedder
-from rag.index.lexical import BM25Index, tokenize
+from rag.index.lexical import BM25Index, ChunkTerms, TermsBuilder, tokenize
 from rag.index.store import StoredIndex
 from rag.ingest.neardup import Previous, signature
 from rag.settings import IndexSettings
@@ -130,24 +130,28 @@ def build_embedder(model: str, batch_size: int, precision: str) -> Embedder:
         return _EMBEDDERS[key]
 
 
-def chunk_tokens(texts: list[str], prev: StoredIndex | None, progress: Progress) -> tuple[tuple[str, ...], ...]:
-    """BM25 terms of each chunk text: from ``prev`` for texts it holds, tokenised otherwise."""
-    known: dict[str, tuple[str, ...]] = {}
-    if prev is not None and prev.tokens is not None:
-        known = {c.text: toks for c, toks in zip(prev.chunks, prev.tokens)}
-    out: list[tuple[str, ...]] = []
+def chunk_tokens(texts: list[str], prev: StoredIndex | None, progress: Progress) -> ChunkTerms:
+    """BM25 term ids of each chunk text: from ``prev`` for texts it holds (its vocabulary is
+    kept, so its ids stay valid), tokenised otherwise. Terms are ids as they are made, never a
+    list of strings per chunk (:mod:`rag.index.lexical`)."""
+    prev_terms = prev.tokens if prev is not None else None
+    builder = TermsBuilder(prev_terms.vocabulary if prev_terms is not None else ())
+    known: dict[str, np.ndarray] = {}
+    if prev is not None and prev_terms is not None:
+        known = {c.text: prev_terms.row(i) for i, c in enumerate(prev.chunks)}
     for i, t in enumerate(texts):
         if i % 256 == 0:
             progress("bm25", i, len(texts))
-        if t not in known:
-            known[t] = tuple(tokenize(t))
-        out.append(known[t])
+        ids = known.get(t)
+        if ids is None:
+            ids = known[t] = builder.encode(tokenize(t))
+        builder.append(ids)
     progress("bm25", len(texts), len(texts))
-    return tuple(out)
+    return builder.build()
 
 
-def fit_bm25(tokens: tuple[tuple[str, ...], ...]) -> BM25Index:
-    return BM25Index.fit_tokens(tokens)
+def fit_bm25(tokens: ChunkTerms) -> BM25Index:
+    return BM25Index.fit_terms(tokens)
 
 
 def near_previous(prev: StoredIndex | None) -> Previous | None:

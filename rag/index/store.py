@@ -13,7 +13,9 @@ Layout of an index folder::
         chunks.jsonl       one chunk a line: id, source, start, end, text, visibility
         documents.jsonl    one cleaned document a line, with its cleaning report
         signatures.npy     MinHash signatures of the documents (near-duplicate detection)
-        tokens.jsonl       BM25 terms of each chunk, so an update refits BM25 without re-tokenising
+        terms.npy          BM25 term ids of every chunk (int32), so an update refits BM25 without
+        term_offsets.npy   re-tokenising: chunk i's are terms[offsets[i]:offsets[i+1]] (int64)
+        vocabulary.json    the terms, in id order
         bm25/              bm25s arrays (.npy, no pickle) and vocabulary (.json)
 
 Publishing: a version is written in a ``.tmp-*`` folder (its marker first, every file fsynced,
@@ -51,7 +53,8 @@ import numpy as np
 
 from rag import fs
 from rag.hashing import sha256_file
-from rag.index.lexical import BM25Index
+from rag.index import vectors as dense_index
+from rag.index.lexical import BM25Index, ChunkTerms
 from rag.index.loading import LoadWarning, StoredIndex, current_version, load_index, locate_version
 from rag.index.lock import DEFAULT_LOCK_TIMEOUT, writer_lock
 from rag.index.manifest import (
@@ -159,7 +162,7 @@ class IndexContent:
     vectors: np.ndarray
     chunk_visibility: np.ndarray
     signatures: np.ndarray
-    tokens: tuple[tuple[str, ...], ...]
+    tokens: ChunkTerms
     bm25: BM25Index
     near_duplicates: tuple[NearDuplicate, ...] = ()
     fingerprint: str = ""
@@ -184,8 +187,6 @@ def write_index(index_dir: Path, content: IndexContent, *, based_on: str | None 
     is another one); rag's older versions are removed after the new one is published, unless
     CURRENT was missing or broken before: then every version is kept.
     """
-    import faiss
-
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -202,9 +203,7 @@ def write_index(index_dir: Path, content: IndexContent, *, based_on: str | None 
         fault_point("after-temp-folder")
         fs.create_file(tmp / VERSION_MARKER, VERSION_MARKER_TEXT)  # first: the folder is provably rag's
         fault_point("after-marker")
-        vec_index = faiss.IndexFlatIP(content.dimension)
-        if len(content.vectors):
-            vec_index.add(np.ascontiguousarray(content.vectors, dtype=np.float32))
+        vec_index, ann = dense_index.build(content.vectors, content.dimension, content.settings)
         _write_faiss(vec_index, tmp / "vectors.faiss", index_dir)
         fault_point("after-faiss")
         vis = content.chunk_visibility
@@ -218,9 +217,10 @@ def write_index(index_dir: Path, content: IndexContent, *, based_on: str | None 
         fault_point("after-documents")
         np.save(tmp / "signatures.npy", np.ascontiguousarray(content.signatures, dtype=np.uint64), allow_pickle=False)
         fault_point("after-signatures")
-        with open(tmp / "tokens.jsonl", "w", encoding="utf-8") as f:
-            for toks in content.tokens:
-                f.write(json.dumps(list(toks), ensure_ascii=False) + "\n")
+        np.save(tmp / "terms.npy", np.ascontiguousarray(content.tokens.ids, dtype=np.int32), allow_pickle=False)
+        np.save(tmp / "term_offsets.npy", np.ascontiguousarray(content.tokens.offsets, dtype=np.int64), allow_pickle=False)
+        with open(tmp / "vocabulary.json", "w", encoding="utf-8") as f:
+            json.dump(list(content.tokens.vocabulary), f, ensure_ascii=False)
         fault_point("after-tokens")
         content.bm25.save(tmp / "bm25")
         fault_point("after-bm25")
@@ -252,6 +252,7 @@ def write_index(index_dir: Path, content: IndexContent, *, based_on: str | None 
             near_duplicates=content.near_duplicates,
             fingerprint=content.fingerprint,
             precision=content.precision,
+            ann=ann,
         )
         mpath = tmp / MANIFEST
         mpath.write_text(json.dumps(manifest.to_json(), ensure_ascii=False, indent=2), encoding="utf-8")
