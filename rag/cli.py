@@ -53,6 +53,9 @@ def _print_report(report: Any, index: str, verb: str) -> None:
     if not report.published:
         say(f"index is up to date: {i.documents} document(s), {i.chunks} chunk(s) with {_one(i.model)} -> {_one(index)}")
         return
+    if report.excluded:
+        say(f"{len(report.excluded)} file(s) excluded from this index on purpose, not indexed "
+            f"(restore from the chat's Documents tab): {', '.join(_one(e) for e in report.excluded[:5])}")
     changes = (f"{len(report.added)} added, {len(report.updated)} updated, {len(report.removed)} removed, "
                f"{len(report.unchanged)} unchanged; {report.embedded_chunks} chunk(s) embedded, "
                f"{report.reused_chunks} reused")
@@ -65,7 +68,7 @@ def _report_json(report: Any) -> dict[str, Any]:
         "info": to_jsonable(report.info),
         "errors": [{"path": e.path, "reason": e.reason} for e in report.errors],
         "added": report.added, "updated": report.updated, "removed": report.removed,
-        "unchanged": len(report.unchanged),
+        "unchanged": len(report.unchanged), "excluded": report.excluded,
         "duplicates": [to_jsonable(d) for d in report.duplicates],
         "near_duplicates": [to_jsonable(n) for n in report.near_duplicates],
         "embedded_chunks": report.embedded_chunks, "reused_chunks": report.reused_chunks,
@@ -139,7 +142,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     for n in st.near_duplicates:
         say(f"  near-duplicate: {_one(n.source)} ~ {_one(n.similar_to)} (Jaccard {n.jaccard:.2f})")
     if args.paths:
-        for label, names in (("new", st.new), ("changed", st.changed), ("removed", st.removed)):
+        for label, names in (("new", st.new), ("changed", st.changed), ("removed", st.removed),
+                             ("excluded (rag.index.exclusions; restore it from the chat's Documents tab)", st.excluded)):
             for name in names:
                 say(f"  {label}: {_one(name)}")
         say("stale: run python -m rag build to update" if st.stale else "up to date with its files")

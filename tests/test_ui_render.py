@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
+from dataclasses import replace
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
 from rag.types import Answer, Citation, CleaningReport, Hit
-from rag.ui import handlers, render, uploads
+from rag.ui import handlers, render, uploads, viewer
 from rag.ui.service import DocumentOverview, IndexOverview, QAService
 
 DOC = "第一句。前三季度规模以上工业增加值同比增长5.8%，增长较快。第三句在这里。"
@@ -328,17 +331,268 @@ def test_remove_an_uploaded_document(service: QAService, tmp_path: Path) -> None
     note.write_text("The lighthouse keeper was Ada Quill, from 1901 to 1933.\n", encoding="utf-8")
     _, result = handlers.add_files(service, [str(note)])
     assert result["ok"]
-    (source,) = handlers.removable_choices(service)
-    assert service.ask("Who was the lighthouse keeper?", k=3).found
     saved = service.uploads_dir / result["added"][0]["saved_as"]
+    (source,) = [s for s in service.current().sources() if s.endswith(saved.name)]
+    choices = dict((value, label) for label, value in handlers.removable_choices(service))
+    assert set(choices) == set(service.current().sources()) and "removing deletes it" in choices[source]
+    assert service.ask("Who was the lighthouse keeper?", k=3).found
     assert saved.is_file()
     html = handlers.remove_document(service, source)
     assert "Removed" in html and "1 documents" in html
     assert source not in service.current().sources() and not saved.exists()
-    assert handlers.removable_choices(service) == []
-    # the documents folder's files are not removed from the chat, nor are unknown names
+    # the last document is kept, and unknown names are refused
     (seed,) = service.current().sources()
-    assert "documents folder" in handlers.remove_document(service, seed)
+    assert "only document" in handlers.remove_document(service, seed)
     assert "not in the index" in handlers.remove_document(service, "nope.txt")
     assert "Choose a document" in handlers.remove_document(service, None)
     assert service.current().sources() == [seed]
+
+
+# -- the document viewer --------------------------------------------------------------------
+
+
+class _Marks(HTMLParser):
+    """The viewer's text (inside ``.rag-viewer-text``), each character with the classes of the
+    ``<mark>`` elements around it."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth = 0  # inside .rag-viewer-text when > 0
+        self.stack: list[str] = []
+        self.chars: list[tuple[str, frozenset[str]]] = []
+        self.hits = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        cls = dict(attrs).get("class") or ""
+        if self.depth:
+            self.depth += 1
+            self.stack.append(cls if tag == "mark" else "")
+            self.hits += "rag-view-hit" in cls.split()
+        elif "rag-viewer-text" in cls.split():
+            self.depth = 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if self.depth:
+            self.depth -= 1
+            if self.stack and self.depth:
+                self.stack.pop()
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            marks = frozenset(c for cls in self.stack for c in cls.split() if c.startswith("rag-view-"))
+            self.chars.extend((ch, marks) for ch in data)
+
+    @property
+    def text(self) -> str:
+        return "".join(ch for ch, _ in self.chars)
+
+    def marked(self, cls: str) -> list[int]:
+        return [i for i, (_, marks) in enumerate(self.chars) if cls in marks]
+
+
+def _parse_view(html_text: str) -> _Marks:
+    p = _Marks()
+    p.feed(html_text)
+    p.close()
+    return p
+
+
+def _targets_answer(doc: str, quote: str, span_at: int, span: str) -> Answer:
+    start = doc.index(quote)
+    c1 = Citation(1, SRC, 0, start, start + len(quote), quote)
+    sc = Citation(1, SRC, 0, span_at, span_at + len(span), span)
+    return Answer("q", True, quote, span, 0.9, (c1,), sc, (Hit(0, SRC, doc, 0, len(doc), 1.0),))
+
+
+def test_viewer_marks_the_quote_and_span_at_their_offsets() -> None:
+    doc = "第一句。\n\n前三季度规模以上工业增加值同比增长5.8%，增长较快。\n第三句在这里。"
+    ans = _answer(doc)
+    (target,) = viewer.view_targets(ans)
+    assert (target.start, target.end) == (ans.citations[0].start, ans.citations[0].end)
+    assert target.span == (ans.span_citation.start, ans.span_citation.end)
+    lo, hi = viewer.view_window(doc, target.start, target.end)
+    assert (lo, hi) == (0, len(doc))  # a short document is shown whole
+    out = viewer.render_document_view(viewer.DocumentView(target, doc, lo, hi))
+    view = _parse_view(out)
+    assert view.text == doc  # the whole cleaned document, exactly (line breaks included)
+    quote = view.marked("rag-view-quote")
+    assert quote == list(range(target.start, target.end))
+    assert view.marked("rag-view-span") == list(range(*target.span))
+    # text before + highlighted quote + after == the document
+    assert doc[:quote[0]] + "".join(view.text[i] for i in quote) + doc[quote[-1] + 1:] == doc
+    assert "".join(view.text[i] for i in quote) == ans.citations[0].quote
+    assert view.hits == 1 and f"characters {target.start}–{target.end} of {len(doc)}" in out
+    assert "whole document" in out
+    assert "\n" in out  # the text's own line breaks, shown by white-space: pre-wrap
+
+
+def test_viewer_uses_the_span_offsets_never_a_search() -> None:
+    # "5.8%" occurs twice in the quote: the span citation says it is the second one
+    doc = "开头。去年增长5.8%，今年同比增长5.8%，增长较快。结尾。"
+    quote = "去年增长5.8%，今年同比增长5.8%，增长较快。"
+    second = doc.index("5.8%", doc.index("今年"))
+    ans = _targets_answer(doc, quote, second, "5.8%")
+    (target,) = viewer.view_targets(ans)
+    assert target.span == (second, second + 4)
+    view = _parse_view(viewer.render_document_view(viewer.DocumentView(target, doc, 0, len(doc))))
+    assert view.marked("rag-view-span") == list(range(second, second + 4))
+    # no span citation: nothing is marked as the answer, although the span's text is in the quote
+    bare = Answer("q", True, quote, "5.8%", 0.9, ans.citations, None, ans.passages)
+    (target,) = viewer.view_targets(bare)
+    assert target.span is None
+    view = _parse_view(viewer.render_document_view(viewer.DocumentView(target, doc, 0, len(doc))))
+    assert view.marked("rag-view-span") == [] and view.marked("rag-view-quote")
+    # a span citation in another document, or outside the quote, is not used either
+    other = Answer("q", True, quote, "5.8%", 0.9, ans.citations, Citation(1, "docs/b.txt", 0, second, second + 4, "5.8%"),
+                   ans.passages)
+    assert viewer.view_targets(other)[0].span is None
+    outside = Answer("q", True, quote, "开头", 0.9, ans.citations, Citation(1, SRC, 0, 0, 2, "开头"), ans.passages)
+    assert viewer.view_targets(outside)[0].span is None
+
+
+def test_viewer_shows_a_long_document_in_a_window_that_widens_to_all_of_it() -> None:
+    lines = [f"第{i}行：这是一段很长的文档中的一行文字，用来测试窗口。" for i in range(20000)]
+    doc = "\n".join(lines)  # about 600,000 characters
+    assert len(doc) > viewer.WHOLE_DOCUMENT_CHARS
+    quote = "第12345行：这是一段很长的文档中的一行文字，用来测试窗口。\n第12346行"  # crosses a line break
+    start = doc.index(quote)
+    end = start + len(quote)
+    span = doc.index("12346", start)
+    target = viewer.ViewTarget(SRC, start, end, quote, (span, span + 5), "[1]")
+    lo, hi = viewer.view_window(doc, start, end)
+    assert lo < start and end < hi and hi - lo <= viewer.VIEW_WINDOW_CHARS + 2 * 800
+    assert lo == 0 or doc[lo - 1] == "\n"  # cut at line ends
+    assert hi == len(doc) or doc[hi - 1] == "\n"
+    view = viewer.DocumentView(target, doc, lo, hi)
+    out = viewer.render_document_view(view)
+    parsed = _parse_view(out)
+    assert parsed.text == doc[lo:hi]
+    assert [lo + i for i in parsed.marked("rag-view-quote")] == list(range(start, end))
+    assert [lo + i for i in parsed.marked("rag-view-span")] == list(range(span, span + 5))
+    assert parsed.hits == 1  # one scroll target, although the quote is split across lines
+    assert "characters before this are not shown" in out and "characters after this are not shown" in out
+    earlier = viewer.widen_view(view, "earlier")
+    assert earlier.lo < lo and earlier.hi == hi and (earlier.lo == 0 or doc[earlier.lo - 1] == "\n")
+    later = viewer.widen_view(earlier, "later")
+    assert later.lo == earlier.lo and later.hi > hi
+    whole = viewer.widen_view(later, "whole")
+    assert whole.whole and (whole.lo, whole.hi) == (0, len(doc))
+    t0 = time.perf_counter()
+    out = viewer.render_document_view(whole)
+    seconds = time.perf_counter() - t0
+    parsed = _parse_view(out)
+    assert parsed.text == doc
+    assert parsed.marked("rag-view-quote") == list(range(start, end))
+    # efficient: plain escaped text in blocks of a few thousand characters, no markup per line
+    blocks = out.count('class="rag-vb"')
+    assert len(doc) / 5000 < blocks < len(doc) / 1500, blocks
+    assert len(out.encode("utf-8")) < 1.1 * len(doc.encode("utf-8")) + 200 * blocks
+    print(f"whole {len(doc):,}-character document rendered in {seconds * 1000:.0f} ms, "
+          f"{len(out.encode('utf-8')):,} bytes, {blocks} blocks")
+    with pytest.raises(ValueError):
+        viewer.widen_view(view, "sideways")
+
+
+def test_viewer_of_a_huge_document_never_sends_more_than_the_cap() -> None:
+    doc = "".join(f"line {i:07d} of a very long text file\n" for i in range(160_000))  # about 5.8 million characters
+    assert len(doc) > 2 * viewer.MAX_SHOWN_CHARS
+    quote = "line 0080000 of a very long text file"
+    start = doc.index(quote)
+    target = viewer.ViewTarget(SRC, start, start + len(quote), quote, None, "[1]")
+    view = viewer.DocumentView(target, doc, *viewer.view_window(doc, start, start + len(quote)))
+    sizes = []
+    while view.lo > 0:  # each step doubles the window up to the cap, then moves it
+        view = viewer.widen_view(view, "earlier")
+        sizes.append(view.hi - view.lo)
+        assert view.hi - view.lo <= viewer.MAX_SHOWN_CHARS and (view.lo == 0 or doc[view.lo - 1] == "\n")
+    assert len(sizes) < 12 and max(sizes) > viewer.MAX_SHOWN_CHARS * 0.99, sizes
+    assert view.hi <= start  # the window has moved past the quote
+    out = viewer.render_document_view(view)
+    parsed = _parse_view(out)
+    assert parsed.text == doc[view.lo:view.hi] and not parsed.marked("rag-view-quote") and parsed.hits == 0
+    assert "is after the part shown" in out and "“Later” shows them" in out and "Whole document" not in out
+    while view.hi < len(doc):
+        view = viewer.widen_view(view, "later")
+        assert view.hi - view.lo <= viewer.MAX_SHOWN_CHARS
+    assert view.lo > start  # every character was shown on the way, none more than the cap at once
+    whole = viewer.widen_view(view, "whole")  # too long to show whole: the most there is, around the quote
+    assert whole.hi - whole.lo <= viewer.MAX_SHOWN_CHARS + 1600 and whole.lo < start < whole.hi
+    parsed = _parse_view(viewer.render_document_view(whole))
+    assert [whole.lo + i for i in parsed.marked("rag-view-quote")] == list(range(start, start + len(quote)))
+
+
+def test_viewer_window_at_the_edges_and_for_long_quotes() -> None:
+    doc = "x" * 400_000
+    assert viewer.view_window(doc, 0, 10) == (0, viewer.VIEW_WINDOW_CHARS)
+    lo, hi = viewer.view_window(doc, len(doc) - 10, len(doc))
+    assert hi == len(doc) and hi - lo == viewer.VIEW_WINDOW_CHARS
+    lo, hi = viewer.view_window(doc, 1000, 100_000)  # a quote longer than the window is shown whole
+    assert lo <= 1000 and hi >= 100_000
+
+
+def test_viewer_escapes_the_document_and_gradio_template_syntax() -> None:
+    doc = "<script>alert(1)</script> ${window.x} {{value}} `tick` \\n & \"q\"。答案是42。<img src=x onerror=alert(1)>"
+    quote = "答案是42。"
+    start = doc.index(quote)
+    target = viewer.ViewTarget('docs/x" onmouseover="alert(1).txt', start, start + len(quote), quote,
+                               (start + 3, start + 5), "[1]")
+    out = viewer.render_document_view(viewer.DocumentView(target, doc, 0, len(doc)))
+    for raw in ("<script", "<img", "${", "{{", "`", 'onmouseover="'):
+        assert raw not in out, raw
+    assert _parse_view(out).text == doc  # shown as text, intact
+    assert "rag-viewer-error" in viewer.render_view_message("<b>${x}</b>")
+    assert "<b>" not in viewer.render_view_message("<b>${x}</b>") and "${" not in viewer.render_view_message("${x}")
+
+
+def test_answer_sources_get_open_buttons_keyed_by_reply() -> None:
+    ans = _answer()
+    q2 = "第三句在这里。"
+    c2 = Citation(2, SRC, 3, DOC.index(q2), DOC.index(q2) + len(q2), q2)
+    ans = Answer(ans.question, True, ans.text, ans.span, ans.score, ans.citations + (c2,), ans.span_citation,
+                 ans.passages)
+    out = render.render_answer(ans, lambda s: DOC, reply=4)
+    assert out.count('class="rag-open rag-open-btn rag-key-4-0"') == 1 and "rag-key-4-1" in out
+    assert out.count("rag-key-4-0") == 2  # the [1] reference and the source's button
+    assert "\n" not in out
+    assert "rag-open" not in render.render_answer(ans, lambda s: DOC)  # without a reply number: no buttons
+    targets = viewer.view_targets(ans)
+    assert [t.label for t in targets] == ["[1]", "[2]"] and targets[1].span is None
+    assert render.parse_view_key("rag-key-4-1") == (4, 1) and render.parse_view_key("4-1") == (4, 1)
+    for bad in ("rag-key-4", "rag-key--1-0", "x", "", None, "rag-key-4-1 extra", "rag-key-1e9-0"):
+        assert render.parse_view_key(bad) is None, bad
+    hits = tuple(Hit(i, SRC, DOC[i * 5:i * 5 + 10], i * 5, i * 5 + 10, 0.5) for i in range(5))
+    refusal = Answer("q", False, "no", None, 0.1, (), None, hits)
+    out = render.render_answer(refusal, reply=0)
+    assert out.count("rag-open-btn") == 3  # the closest three
+    targets = viewer.view_targets(refusal)
+    assert len(targets) == 3 and all(t.passage and t.span is None for t in targets)
+    assert [(t.start, t.end) for t in targets] == [(0, 10), (5, 15), (10, 20)]
+    view = _parse_view(viewer.render_document_view(viewer.DocumentView(targets[1], DOC, 0, len(DOC))))
+    assert view.marked("rag-view-passage") == list(range(5, 15)) and not view.marked("rag-view-quote")
+
+
+def test_open_view_checks_the_session_refs_and_the_document(service: QAService) -> None:
+    history, _, turns, refs = handlers.chat_turn(service, "前三季度规模以上工业增加值同比增长多少？", [], 5, "hybrid", (), ())
+    assert len(refs) == 1 and refs[0] and "rag-key-0-0" in history[-1]["content"]
+    history, _, turns, refs = handlers.chat_turn(service, "x" * 3000, history, 5, "hybrid", turns, refs)
+    assert len(refs) == 2 and refs[1] == ()  # an error reply holds nothing to open
+    target = refs[0][0]
+    out, state = handlers.open_view(service, "rag-key-0-0", refs)
+    assert state is not None and state.whole and (state.lo, state.hi) == (0, state.length)
+    assert not (state.can_earlier or state.can_later or state.can_whole)
+    text = service.document_text(target.source)
+    parsed = _parse_view(out)
+    assert parsed.text == text and parsed.marked("rag-view-quote") == list(range(target.start, target.end))
+    assert target.span and parsed.marked("rag-view-span") == list(range(*target.span))
+    for key in ("rag-key-1-0", "rag-key-9-0", "rag-key-0-9", "bogus", ""):
+        out, state = handlers.open_view(service, key, refs)
+        assert state is None and "conversation that has ended" in out, key
+    # a document that changed or left the index since the answer: said so, nothing highlighted by guessing
+    moved = replace(target, start=target.start + 1, end=target.end + 1)
+    out, state = handlers.open_view(service, "rag-key-0-0", ((moved,),))
+    assert state is None and "has changed since this answer" in out and "rag-view-quote" not in out
+    gone = replace(target, source="docs/gone.txt")
+    out, state = handlers.open_view(service, "rag-key-0-0", ((gone,),))
+    assert state is None and "no longer in the index" in out
+    out, state = handlers.widen_view(service, None, "whole")
+    assert state is None and "Open a source" in out

@@ -57,6 +57,9 @@ _VERSION_NAME = re.compile(r"v-\d{6}-\d{8}T\d{6}-[0-9a-f]{8}")
 TEMP_PREFIX = ".tmp-v-"
 
 
+#: the record of documents excluded on purpose (:mod:`rag.index.exclusions`), and its temporaries
+EXCLUSIONS = "excluded.json"
+_EXCLUSIONS_TEMP = re.compile(r"\.excluded\.json\.[0-9a-f]{8}\.tmp")
 _POINTER_TEMP_NAME = re.compile(r"\.CURRENT\.[0-9a-f]{8}")
 
 
@@ -194,7 +197,7 @@ def _adoptable(index_dir: Path) -> tuple[bool, list[str]]:
                 ours = True
             except IndexError_:
                 foreign.append(name)
-        elif name in (LOCK, POINTER) and fs.is_plain_file(p):
+        elif (name in (LOCK, POINTER, EXCLUSIONS) or _EXCLUSIONS_TEMP.fullmatch(name)) and fs.is_plain_file(p):
             continue
         elif name in _PLACEHOLDERS and fs.is_plain_file(p):
             continue

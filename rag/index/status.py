@@ -10,7 +10,8 @@ from pathlib import Path
 from rag.encoder import precision as rag_precision
 from rag.errors import IndexError_
 from rag.hashing import sha256_file
-from rag.index.folder_store import open_store
+from rag.index.exclusions import excluded_sources
+from rag.index.folder_store import FolderStore, open_store
 from rag.index.store_api import Store
 from rag.index.inputs import Paths, as_paths
 from rag.index.writer import Duplicate
@@ -44,6 +45,9 @@ class IndexStatus:
     #: new build (:func:`rag.encoder.precision.choose`); a rebuild (``--full``) moves it there
     precision: str | None = None
     preferred_precision: str | None = None
+    #: files under ``paths`` taken out on purpose (:mod:`rag.index.exclusions`): not new, and a
+    #: sync drops them when they are still indexed (then they are in ``removed`` too)
+    excluded: tuple[str, ...] = ()
 
     @property
     def stale(self) -> bool:
@@ -76,9 +80,11 @@ def index_status(
     except IndexError_ as exc:
         return IndexStatus(name, False, None, 0, 0, None, tuple(sorted(on_disk)), (), (), str(exc))
     indexed = {r.source: r.sha256 for r in manifest.documents}
-    new = sorted(s for s in on_disk if s not in indexed)
-    removed = sorted(s for s in indexed if s not in on_disk) if paths else []
-    changed = sorted(s for s in on_disk if s in indexed and _file_sha256(on_disk[s]) != indexed[s])
+    out = excluded_sources(store.location) if isinstance(store, FolderStore) else frozenset()
+    excluded = sorted(s for s in on_disk if s in out)
+    new = sorted(s for s in on_disk if s not in indexed and s not in out)
+    removed = sorted(s for s in indexed if s not in on_disk or s in out) if paths else []
+    changed = sorted(s for s in on_disk if s in indexed and s not in out and _file_sha256(on_disk[s]) != indexed[s])
     return IndexStatus(
         name, True, manifest.model, len(manifest.indexed), manifest.chunks, manifest.created,
         tuple(new), tuple(changed), tuple(removed),
@@ -88,6 +94,7 @@ def index_status(
         warning=warning,
         precision=manifest.precision,
         preferred_precision=rag_precision.choose(),
+        excluded=tuple(excluded),
     )
 
 

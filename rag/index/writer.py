@@ -36,7 +36,8 @@ from rag.errors import (
     SourceNotFoundError,
 )
 from rag.index.embedding import DEFAULT_MODEL, TEST_HASH, Embedder, canonical_name
-from rag.index.folder_store import open_store
+from rag.index.exclusions import excluded_sources
+from rag.index.folder_store import FolderStore, open_store
 from rag.index.inputs import PathArg, Paths, as_paths, clean_raw, pipeline_fingerprint, text_document
 from rag.index.reuse import (
     BuildPlan,
@@ -73,7 +74,8 @@ class BuildReport:
     embedded now, ``reused_chunks`` took their vectors from the index before; ``full`` is true
     when nothing could be reused. ``published`` is false when nothing changed (the index is
     kept as it is). ``warnings`` say why a full rebuild happened or that a corrupt version
-    was passed over.
+    was passed over. ``excluded`` (a sync only) are the files it found that the index's record
+    of excluded documents names (:mod:`rag.index.exclusions`): not indexed.
     """
 
     info: IndexInfo
@@ -89,6 +91,7 @@ class BuildReport:
     full: bool = True
     published: bool = True
     warnings: tuple[str, ...] = ()
+    excluded: tuple[str, ...] = ()
 
 
 def _noop(stage: str, done: int, total: int) -> None:
@@ -143,17 +146,25 @@ class IndexWriter:
         dimension, precision, format or chunking is rebuilt in full (a warning says why), or,
         with ``refuse_mismatch``, refused ("rebuild needed"); ``full`` re-reads and re-embeds
         everything. Unusable files are skipped with their reason (``errors``); with ``strict``
-        the first one raises instead."""
+        the first one raises instead. Files the index's record of excluded documents names
+        (:mod:`rag.index.exclusions`, a folder index only) are left out, and dropped from the
+        index if it still holds them (``excluded``); an unreadable record raises
+        :class:`rag.index.exclusions.ExclusionRecordError` and nothing is written."""
         t0 = time.perf_counter()
         paths = as_paths(paths)
         with self._transaction(full=full, refuse_mismatch=refuse_mismatch, must_read=False) as (prev, warnings, plan):
             files, errors = collect_paths(paths)
             if strict and errors:
                 raise errors[0]
+            excluded = excluded_sources(self.store.folder) if isinstance(self.store, FolderStore) else frozenset()
+            left_out = tuple(name for name in (source_name(f) for f in files) if name in excluded)
+            if left_out:
+                files = [f for f in files if source_name(f) not in excluded]
             known = _known_by_sha(prev) if plan.reuse_documents else {}
             docs, read_errors = _read_files(files, plan.settings, known, self.progress, strict)
             members = {d.source: d for d in docs}
-            return _publish(self.store, members, plan, prev, errors + read_errors, warnings, self.progress, t0)
+            report = _publish(self.store, members, plan, prev, errors + read_errors, warnings, self.progress, t0)
+            return replace(report, excluded=left_out) if left_out else report
 
     def add(self, paths: Paths, *, full: bool = False, strict: bool = False) -> BuildReport:
         """Add the files under ``paths`` to the index (a file already there by name is replaced

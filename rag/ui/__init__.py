@@ -1,9 +1,11 @@
 """The chat UI (Gradio 6) over a :mod:`rag` index.
 
-* :mod:`rag.ui.render`   answers, sources and reports to escaped HTML (no Gradio import)
-* :mod:`rag.ui.uploads`  checking and saving uploaded ``.txt``/``.md`` files safely
-* :mod:`rag.ui.service`  the loaded QA object behind a lock; adding documents; index swap
-* :mod:`rag.ui.startup`  making sure the index exists and matches the documents at start
+* :mod:`rag.ui.render`   answers, sources, reports and the document viewer to escaped HTML (no Gradio import)
+* :mod:`rag.ui.uploads`  checking and saving uploaded files safely
+* :mod:`rag.ui.service`  the loaded QA object behind a lock; adding, removing (deleting an upload,
+  excluding a documents-folder file) and restoring documents; index swap
+* :mod:`rag.ui.startup`  making sure the index exists and matches the documents at start (excluded
+  files left out)
 * :mod:`rag.ui.handlers` what each UI event does, as plain functions over the service
 * :mod:`rag.ui.layout`   the Blocks layout and the wiring of events and API endpoints
 * :mod:`rag.ui.http_limits` request limits in front of Gradio's routes; the upload cache's cleanup

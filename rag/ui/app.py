@@ -95,16 +95,18 @@ def run(argv: Sequence[str] | None = None) -> int:
                   f"passage(s) in {result.seconds:.1f}s", file=sys.stderr)
             for s in result.skipped:
                 print(f"  skipped {s}", file=sys.stderr)
+            _say_excluded(result.excluded)
             service.load(result.qa)
         else:
             print(f"The index is up to date: {result.documents} document(s), {result.chunks} passage(s)",
                   file=sys.stderr)
+            _say_excluded(result.excluded)
             # Load the model and index while Gradio imports and the page is built: the two
             # overlap (much of each is native code), and questions wait for the load anyway.
             print("Loading the model and index in the background …", file=sys.stderr)
             service.load_in_background()
         from rag.ui.http_limits import UPLOAD_CACHE_SECONDS
-        from rag.ui.layout import CSS, build_blocks, theme
+        from rag.ui.layout import CSS, HEAD, JS, build_blocks, theme
         from rag.ui.uploads import MAX_TRANSFER_BYTES
 
         cache_seconds = args.upload_cache_seconds or UPLOAD_CACHE_SECONDS
@@ -141,6 +143,8 @@ def run(argv: Sequence[str] | None = None) -> int:
             footer_links=["api", "settings"],
             theme=theme(),
             css=CSS,
+            js=JS,
+            head=HEAD,
         )
     except OSError as exc:
         print(f"error: cannot start the server on {host}:{port or DEFAULT_PORT}: {exc}", file=sys.stderr)
@@ -157,6 +161,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     return 0
+
+
+def _say_excluded(excluded: Sequence[str]) -> None:
+    if excluded:
+        print(f"  {len(excluded)} document(s) excluded, not indexed (restore them in the Documents tab): "
+              + ", ".join(excluded[:5]) + (" …" if len(excluded) > 5 else ""), file=sys.stderr)
 
 
 def _report_when_loaded(service: Any, t0: float) -> None:

@@ -7,6 +7,11 @@
   :meth:`rag.IndexWriter.add` (only new passages are embedded; the new version is published
   atomically), loads it, and only then swaps it in. On any failure the saved uploads are removed
   again and the working index and QA object stay as they were.
+* Removing a document: an upload is removed from the index and its saved file deleted; a file
+  of the documents folder is *excluded* instead (:mod:`rag.index.exclusions`: recorded beside the
+  index, then removed from it; the file is kept, and the start-up sync does not add it back).
+  Restoring it clears the record and adds the file again. The record is changed first and put
+  back when the index write fails, so the record always says what the next sync will do.
 * Progress is the library's one callback, ``(stage, done, total)`` (:class:`rag.types.Progress`):
   the writer's stages, and around them :data:`STAGES` of the service's own. The chat's
   progress bar adapts it (:func:`rag.ui.handlers.progress_bar`).
@@ -25,6 +30,7 @@ from typing import Any
 
 from rag.encoder.e5_runtime import E5Embedder
 from rag.index.embedding import Embedder, load_embedder
+from rag.index.exclusions import Exclusion, exclude, read_exclusions, restore
 from rag.index.writer import IndexWriter
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
@@ -97,17 +103,46 @@ class AddResult:
 
 @dataclass(frozen=True)
 class RemoveResult:
-    """What removing one document did; ``error`` says why nothing changed."""
+    """What removing one document did; ``error`` says why nothing changed. ``excluded``: a file
+    of the documents folder, kept on disk and recorded as excluded (an upload's file is deleted)."""
 
     source: str
     ok: bool
     error: str | None = None
     documents: int = 0
     chunks: int = 0
+    excluded: bool = False
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """What restoring an excluded document did; ``error`` says why nothing changed, ``note``
+    what else the user should know (the file is gone from the folder: only the record was cleared)."""
+
+    source: str
+    ok: bool
+    error: str | None = None
+    documents: int = 0
+    chunks: int = 0
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class ExcludedDocument:
+    """A documents-folder file taken out of the index: since when (UTC), and whether the
+    file is still in the folder."""
+
+    source: str
+    excluded_at: str
+    present: bool
 
 
 def _silent(stage: str, done: int, total: int) -> None:
     return None
+
+
+def _reason(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, RagError) else f"{exc.__class__.__name__}: {exc}"
 
 
 def _warm_up(qa: QA) -> None:
@@ -263,10 +298,13 @@ class QAService:
                              chunks=new_qa.chunk_count, seconds=time.perf_counter() - t0, warnings=warnings)
 
     def removable(self) -> list[str]:
-        """The documents the chat may remove: those added through it (files in the uploads folder).
-        The others are the files of the documents folder, which the next start would index again."""
-        qa = self.current()
-        return [s for s in qa.sources() if self._upload_file(s) is not None]
+        """The documents the chat may remove: every indexed one. Uploads (files in the uploads
+        folder, :meth:`is_upload`) are deleted; the documents folder's files are excluded and kept."""
+        return list(self.current().sources())
+
+    def is_upload(self, source: str) -> bool:
+        """``source`` is a file the chat saved in the uploads folder."""
+        return self._upload_file(source) is not None
 
     def _upload_file(self, source: str) -> Path | None:
         if not self.uploads_dir.is_dir():
@@ -278,17 +316,30 @@ class QAService:
             return None
         return path if same and path.is_file() else None
 
+    def _docs_file(self, source: str) -> Path | None:
+        """The file of the documents folder that ``source`` names, if it is one and is there."""
+        try:
+            path = Path(source)
+            path.resolve().relative_to(self.docs_dir.resolve())
+        except (OSError, ValueError, RuntimeError):
+            return None
+        return path if path.is_file() else None
+
     def remove_document(self, source: str) -> RemoveResult:
-        """Remove an uploaded document from the index and delete its saved file; the chat switches
-        to the new index once it is loaded. A failure leaves the index and the file as they were."""
+        """Take a document out of the index; the chat switches to the new index once it is
+        loaded. An upload's saved file is deleted; a file of the documents folder is kept and
+        recorded as excluded, so that the next start does not index it again (:meth:`restore_document`
+        undoes it). A failure leaves the index, the record and the file as they were."""
         with self._write_lock:
             qa = self.current()
             if source not in qa.sources():
                 return RemoveResult(source, False, f"{source} is not in the index")
+            if len(qa.sources()) == 1:
+                return RemoveResult(source, False, f"{source} is the only document in the index: add another one "
+                                                   "before removing it")
             path = self._upload_file(source)
             if path is None:
-                return RemoveResult(source, False, f"{source} is a file of the documents folder: remove it there "
-                                                   "(the next start would index it again)")
+                return self._exclude(qa, source)
             try:
                 IndexWriter(self.index_dir, embedder=qa.embedder).remove([source])
                 new_qa = load(self.index_dir, embedder=qa.embedder)
@@ -297,6 +348,71 @@ class QAService:
             self._swap(new_qa)
             path.unlink(missing_ok=True)
             return RemoveResult(source, True, None, len(new_qa.sources()), new_qa.chunk_count)
+
+    def _exclude(self, qa: QA, source: str) -> RemoveResult:
+        sha = next((r.sha256 for r in qa.manifest.documents if r.source == source), "")
+        try:
+            exclude(self.index_dir, [Exclusion(source, sha)])
+        except RagError as exc:
+            return RemoveResult(source, False, f"the index was not changed: {exc}")
+        try:
+            IndexWriter(self.index_dir, embedder=qa.embedder).remove([source])
+            new_qa = load(self.index_dir, embedder=qa.embedder)
+        except Exception as exc:  # noqa: BLE001 - any failure: the record is put back, the index is as it was
+            return RemoveResult(source, False, f"the index was not changed: {_reason(exc)}{self._unrecord(source)}")
+        self._swap(new_qa)
+        return RemoveResult(source, True, None, len(new_qa.sources()), new_qa.chunk_count, excluded=True)
+
+    def _unrecord(self, source: str) -> str:
+        """Take ``source`` off the record again after a failed removal; what went wrong, if anything."""
+        try:
+            restore(self.index_dir, [source])
+        except RagError as exc:
+            return f" (and the record of excluded documents could not be put back: {exc})"
+        return ""
+
+    def excluded(self) -> tuple[ExcludedDocument, ...]:
+        """The documents-folder files taken out of the index, oldest first. Raises
+        :class:`rag.index.exclusions.ExclusionRecordError` when the record is unreadable."""
+        return tuple(ExcludedDocument(e.source, e.excluded_at, self._docs_file(e.source) is not None
+                                      or Path(e.source).is_file())
+                     for e in read_exclusions(self.index_dir))
+
+    def restore_document(self, source: str, progress: Progress | None = None) -> RestoreResult:
+        """Index an excluded file of the documents folder again and clear its record; the chat
+        switches to the new index once it is loaded. When the file is no longer there only
+        the record is cleared. A failure leaves the index and the record as they were."""
+        report: Progress = progress or _silent
+        with self._write_lock:
+            qa = self.current()
+            entry = next((e for e in read_exclusions(self.index_dir) if e.source == source), None)
+            if entry is None:
+                return RestoreResult(source, False, f"{source} is not excluded")
+            path = self._docs_file(source)
+            if path is None and Path(source).is_file():
+                path = Path(source)
+            restore(self.index_dir, [source])
+            if path is None:
+                return RestoreResult(source, True, None, len(qa.sources()), qa.chunk_count,
+                                     note=f"{source} is no longer in the documents folder: nothing was indexed, "
+                                          "the record is cleared")
+            try:
+                result = IndexWriter(self.index_dir, embedder=self._writer(qa, report), progress=report).add([path])
+                if result.errors:
+                    raise result.errors[0]
+                report("load", 0, 1)
+                new_qa = load(self.index_dir, embedder=qa.embedder)
+            except Exception as exc:  # noqa: BLE001 - any failure: it stays excluded, the index as it was
+                try:
+                    exclude(self.index_dir, [entry])
+                except RagError as again:
+                    return RestoreResult(source, False, f"the index was not changed: {_reason(exc)} (and the record "
+                                                        f"of excluded documents could not be put back: {again})")
+                return RestoreResult(source, False, f"the index was not changed, {source} stays excluded: "
+                                                    f"{_reason(exc)}")
+            self._swap(new_qa)
+            report("done", 1, 1)
+            return RestoreResult(source, True, None, len(new_qa.sources()), new_qa.chunk_count)
 
     def _drop_unusable(self, batch: UploadBatch) -> UploadBatch:
         """Refuse saved files that clean down to nothing (all markup, widgets or stuffing)."""

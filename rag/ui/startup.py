@@ -2,15 +2,24 @@
 
 Library code: it reports through the ``progress`` callback and returns what it did; the
 caller (the app's command line) decides what to print.
+
+Files the index's record of excluded documents names (:mod:`rag.index.exclusions`, removed in
+the Documents tab) are neither "new" nor a reason to build: the sync leaves them out. One
+that the index still holds (a removal cut short) is a reason to sync, which drops it. An
+unreadable record raises :class:`rag.index.exclusions.ExclusionRecordError` (naming the file)
+before anything is written.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
+from rag.errors import IndexError_
 from rag.index.embedding import canonical_name
+from rag.index.exclusions import excluded_sources
+from rag.index.folder_store import FolderStore
 from rag.index.status import IndexStatus, index_status
 from rag.index.writer import IndexWriter
 from rag.pipeline import QA, load
@@ -25,6 +34,8 @@ class StartupPlan:
     model: str | None
     reason: str
     status: IndexStatus
+    excluded: tuple[str, ...] = ()
+    """Sources the record of excluded documents names (left out of the index)."""
 
 
 @dataclass(frozen=True)
@@ -35,24 +46,41 @@ class StartupResult:
     chunks: int
     seconds: float
     skipped: tuple[str, ...]
+    excluded: tuple[str, ...] = ()
 
 
 def plan_startup(index_dir: Path, sources: Sequence[Path], model: str | None) -> StartupPlan:
     """Rebuild when the index is missing, stale against ``sources``, or built with another
-    model than the one asked for. Without ``model``, a rebuild keeps the index's model."""
+    model than the one asked for. Without ``model``, a rebuild keeps the index's model.
+    Excluded files are not counted as new or changed; one still indexed counts as a change."""
     status = index_status(index_dir, list(sources))
+    excluded = excluded_sources(index_dir) if Path(index_dir).is_dir() else frozenset()
+    still: list[str] = []
+    if excluded:
+        status = replace(status, new=tuple(s for s in status.new if s not in excluded),
+                         changed=tuple(s for s in status.changed if s not in excluded))
+        if status.exists:
+            try:
+                indexed = {r.source for r in FolderStore(index_dir).manifest()[0].documents}
+            except IndexError_:
+                indexed = set()
+            still = sorted(excluded & indexed)
+    left_out = tuple(sorted(excluded))
     wanted = canonical_name(model) if model else None
     if not status.exists:
-        return StartupPlan(True, wanted, "no index yet", status)
+        return StartupPlan(True, wanted, "no index yet", status, left_out)
     if wanted is not None and status.model != wanted:
-        return StartupPlan(True, wanted, f"the index was built with {status.model}, {wanted} was asked for", status)
-    if status.stale:
+        return StartupPlan(True, wanted, f"the index was built with {status.model}, {wanted} was asked for", status,
+                           left_out)
+    if status.stale or still:
         parts = []
-        for label, names in (("new", status.new), ("changed", status.changed), ("removed", status.removed)):
+        for label, names in (("new", status.new), ("changed", status.changed), ("removed", status.removed),
+                             ("excluded but still indexed", still)):
             if names:
                 parts.append(f"{len(names)} {label}")
-        return StartupPlan(True, status.model, "documents changed since the last build: " + ", ".join(parts), status)
-    return StartupPlan(False, status.model, "the index is up to date", status)
+        return StartupPlan(True, status.model, "documents changed since the last build: " + ", ".join(parts), status,
+                           left_out)
+    return StartupPlan(False, status.model, "the index is up to date", status, left_out)
 
 
 def ensure_index(
@@ -63,7 +91,7 @@ def ensure_index(
     is returned too, so that nothing loads twice."""
     plan = plan_startup(index_dir, sources, model)
     if not plan.rebuild:
-        return StartupResult(plan, None, plan.status.documents, plan.status.chunks, 0.0, ())
+        return StartupResult(plan, None, plan.status.documents, plan.status.chunks, 0.0, (), plan.excluded)
     from rag.index.embedding import E5_SMALL, load_embedder
 
     embedder = load_embedder(plan.model)
@@ -72,4 +100,5 @@ def ensure_index(
     # other model keeps answering with the one it built with
     qa = load(index_dir, embedder=None if canonical_name(plan.model) == E5_SMALL else embedder)
     info = report.info
-    return StartupResult(plan, qa, info.documents, info.chunks, info.seconds, tuple(str(e) for e in report.errors))
+    return StartupResult(plan, qa, info.documents, info.chunks, info.seconds, tuple(str(e) for e in report.errors),
+                         plan.excluded)
