@@ -206,3 +206,45 @@ def test_someone_else_is_a_name_that_is_not_the_subject() -> None:
     assert not names_someone_else("She expects the gallery to cost 14 million pounds.", "Helen Marsh")
     assert mentions("Okafor argued that the museum should first finish", "Daniel Okafor")
     assert names_someone_else("Marsh said that the next step is to move the boats.", "Daniel Okafor")
+
+
+def test_a_question_after_and_is_resolved_as_a_question_of_its_own() -> None:
+    cost = _turn("What did Helen Marsh say the new gallery would cost?", "14 million pounds",
+                 text="She expects the gallery to cost 14 million pounds and to open in 2029.")
+    assert _understood("And when will it open?", cost) == "When will the new gallery open?"
+    curator = _turn("Who is the chief curator of the museum?", "Daniel Okafor",
+                    text="The chief curator, Daniel Okafor, looks after the collections.")
+    assert _understood("And who is its director?", curator) == "Who is the museum's director?"
+    # a question after "and" that needs nothing from before is asked exactly as written
+    r = resolve("And who founded the Friends of the Harbour Museum?", [curator])
+    assert r.standalone and r.understood == "And who founded the Friends of the Harbour Museum?"
+
+
+def test_a_phrase_after_and_or_what_about_changes_the_last_question() -> None:
+    open_ = _turn("When is the harbour museum open?", "10 am to 5 pm")
+    assert _understood("And on Mondays in winter?", open_) == "When is the harbour museum open on Mondays in winter?"
+    ticket = _turn("How much do tickets for adults cost?", "8 pounds")
+    # the phrase with the same preposition is replaced (where it ends is a guess: up to the next
+    # preposition or the end)
+    understood = _understood("And for children under 16?", ticket)
+    assert understood.startswith("How much do tickets for children under 16") and "adults" not in understood
+    friends = _turn("How many members does the Friends of the Harbour Museum have?", "2,300",
+                    text="a charity with 2,300 members")
+    assert _understood("What about its founding year?", friends) == \
+        "What is the founding year of the Friends of the Harbour Museum?"
+    marsh = _turn("Who is Helen Marsh?", "director", text="The museum's director is Helen Marsh")
+    assert _understood("What about Daniel Okafor?", marsh) == "Who is Daniel Okafor?"
+
+
+def test_chinese_what_about_replaces_the_part_it_stands_for() -> None:
+    area = _turn("馬祖列島的面積是多少？", "29.6平方公里")
+    assert _understood("那人口呢？", area) == "馬祖列島的人口是多少？"  # another attribute of the same subject
+    length = _turn("广三铁路全长多少公里？", "49公里")
+    assert _understood("三茂铁路呢？", length) == "三茂铁路全长多少公里？"  # another of the same kind (铁路)
+    total = _turn("广茂铁路全长多少公里？", "364.6公里")
+    assert _understood("算上两条支线呢？", total) == "算上两条支线，广茂铁路全长多少公里？"  # a condition
+    joined = Turn("他是哪一年加入河南建业青年队的？", "赵鹏是哪一年加入河南建业青年队的？",
+                  Answer("q", True, "1997年", "1997年", 1.0))
+    assert _understood("那进入一线队呢？", joined) == "赵鹏是哪一年进入一线队的？"  # another verb and object
+    founded = _turn("馬祖國家風景區是哪一年成立的？", "1999年")
+    assert _understood("由哪個機關管理？", founded) == "馬祖國家風景區由哪個機關管理？"  # no subject of its own

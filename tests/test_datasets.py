@@ -202,3 +202,23 @@ class TestDispatch:
             load_eval_set(tmp_path / "missing.jsonl")
         with pytest.raises(RagError):
             load_eval_set(tmp_path)
+
+
+def test_gzipped_squad_reads_like_the_plain_file(tmp_path):
+    import gzip
+    from pathlib import Path
+
+    import pytest
+
+    from rag.errors import DocumentError
+    from rag.evaluation.datasets import load_eval_set
+
+    plain = Path(__file__).parent / "fixtures" / "tiny_squad.json"
+    packed = tmp_path / "tiny_squad.json.gz"
+    packed.write_bytes(gzip.compress(plain.read_bytes()))
+    a, b = load_eval_set(plain), load_eval_set(packed)
+    assert (a.name, a.passages, a.questions) == (b.name, b.passages, b.questions)
+    broken = tmp_path / "broken.json.gz"
+    broken.write_bytes(b"not gzip at all")
+    with pytest.raises(DocumentError, match="broken.json.gz"):
+        load_eval_set(broken)

@@ -16,6 +16,13 @@ span reader (they name what the documents never mention) count as refused and ar
 Reported numbers are cross-fitted (two folds split by article: each half is scored by a model
 fitted on the other half), so they are out-of-sample; the written calibration is fitted on all.
 It also writes the unanswerable questions as JSON lines for ``rag eval`` on the reduced index.
+
+English (``--english``: SQuAD 1.1 train and the SQuAD 2.0 file): the split's questions of the same
+articles (calibration, or validation with ``--fit-on validation``) are asked against an index of
+every paragraph of their articles: a sample of answerable ones (``--english-limit``), SQuAD 2.0's
+real unanswerables (Spectre's half of the split), and the answerable ones again against the
+index without their paragraphs. The figures are reported per language and kind; the trade-off
+curve (``curve``) lists, for thresholds of the answer confidence, what is refused of each.
 """
 
 from __future__ import annotations
@@ -95,6 +102,40 @@ def collect(qa: rag.QA, questions, label: int, group_of, kind: str, weight: floa
     return rows
 
 
+def english_rows(args: argparse.Namespace, fit_ids: set[str]) -> list[Row]:
+    """Rows of the English sets (see the module's docstring)."""
+    sets = [load_eval_set(p) for p in args.english]
+
+    def article(source: str) -> str:  # "<set>/<article>-<paragraph>"
+        return source.rsplit("-", 1)[0]
+
+    chosen = [q for es in sets for q in es.questions if q.id in fit_ids]
+    answerable = [q for q in chosen if q.answerable]
+    random.Random(0).shuffle(answerable)
+    answerable = answerable[: args.english_limit]
+    unanswerable = [q for q in chosen if not q.answerable]
+    articles = {article(s) for q in answerable + unanswerable for s in q.gold_sources}
+    passages = [(p.source, p.text) for es in sets for p in es.passages if article(p.source) in articles]
+    print(f"English: {len(answerable)} answerable and {len(unanswerable)} unanswerable questions; "
+          f"{len(passages)} paragraphs of {len(articles)} articles", flush=True)
+    index = args.english_index
+    if not (index / "CURRENT").exists():
+        rag.IndexWriter(index).add_texts(passages, replace_all=True, full=True)
+    reduced = index.with_name(index.name + "-minus-answers")
+    if not (reduced / "CURRENT").exists():
+        shutil.rmtree(reduced, ignore_errors=True)
+        shutil.copytree(index, reduced, symlinks=True)
+        rag.IndexWriter(reduced).remove(sorted({s for q in answerable for s in q.gold_sources}))
+    group = lambda q: article(q.gold_sources[0]) if q.gold_sources else q.id  # noqa: E731
+    qa = load_uncalibrated(index, args.reader)
+    rows = collect(qa, answerable, 1, group, "answerable-en")
+    rows += collect(qa, unanswerable, 0, group, "squad2")
+    del qa
+    qa = load_uncalibrated(reduced, args.reader)
+    rows += collect(qa, answerable, 0, group, "removed-en")
+    return rows
+
+
 def fit_logistic(x: np.ndarray, y: np.ndarray, w: np.ndarray, l2: float = 1.0) -> tuple[np.ndarray, float, np.ndarray, np.ndarray]:
     mean, scale = x.mean(0), x.std(0)
     scale[scale < 1e-6] = 1.0
@@ -134,6 +175,30 @@ def choose_thresholds(rows: list[Row], conf: np.ndarray, max_wrong: float) -> tu
     return answer_at, span_at
 
 
+UNANSWERABLE_KINDS = ("removed", "near", "squad2", "removed-en")
+
+
+def refused_by_kind(rows: list[Row], conf: np.ndarray, answer_at: float) -> dict[str, float]:
+    """Share refused of each kind of row (answerable ones: wrongly refused), and how many."""
+    out: dict[str, float] = {}
+    for kind in ("answerable", "answerable-en", *UNANSWERABLE_KINDS):
+        idx = [i for i, r in enumerate(rows) if r.kind == kind]
+        if idx:
+            out[f"{kind}_refused"] = round(sum(conf[i] < answer_at for i in idx) / len(idx), 4)
+            out[f"{kind}_n"] = len(idx)
+    return out
+
+
+def curve(rows: list[Row], conf: np.ndarray, points: int = 21) -> list[dict[str, float]]:
+    """The trade-off: at thresholds spread over the answerable rows' confidences, what is refused
+    of each kind (for the closing note's table; the written threshold is chosen on dev data)."""
+    ans = np.array([conf[i] for i, r in enumerate(rows) if r.label == 1 and r.group != "seed"])
+    if not len(ans):
+        return []
+    return [{"answer_at": round(float(t), 4), **refused_by_kind(rows, conf, float(t))}
+            for t in sorted(set(np.quantile(ans, np.linspace(0.0, 0.3, points)).tolist()))]
+
+
 def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float, span_at: float) -> dict[str, float]:
     ans = [i for i, r in enumerate(rows) if r.label == 1 and r.group != "seed"]
     una = [i for i, r in enumerate(rows) if r.kind == "removed"]
@@ -154,6 +219,7 @@ def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float, span_at: float
         "span_f1_when_shown": round(sum(rows[i].span_f1 for i in spans) / max(1, len(spans)), 4),
         "reader_span_f1_top": round(float(np.mean([rows[i].span_f1 for i in ans])), 4),
         "sentence_hit": round(hits / max(1, len(ans)), 4),
+        **refused_by_kind(rows, conf, answer_at),
     }
 
 
@@ -210,6 +276,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--near-miss-out", type=Path, default=None,
                     help="write the near-miss questions as JSON lines (for rag eval against --full-index)")
     ap.add_argument("--json", type=Path, default=None, help="write rows and results here")
+    ap.add_argument("--english", type=Path, nargs="*", default=[],
+                    help="English SQuAD-format sets (SQuAD 1.1 train .json.gz, the SQuAD 2.0 file)")
+    ap.add_argument("--english-index", type=Path, default=Path("/tmp/rag-calibration-en"),
+                    help="where the English index is built (reused when it exists)")
+    ap.add_argument("--english-limit", type=int, default=400, help="answerable English questions asked")
     args = ap.parse_args(argv)
 
     split = json.loads(args.split.read_text(encoding="utf-8"))
@@ -255,6 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         print("unanswerable (validation articles removed)", flush=True)
         rows += collect(qa, val, 0, lambda q: article_of[q.id], "removed")
         del qa
+        if args.english:
+            rows += english_rows(args, val_ids)
         if args.seed_questions:
             seed = load_eval_set(args.seed_questions)
             qa = load_uncalibrated(args.seed_index, args.reader)
@@ -288,6 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         "fold_thresholds": thresholds,
         "in_sample": fitted,
         "seed": {"questions": len(seed_rows), "decided_right": int(seed_ok)},
+        "curve": curve(rows, conf),
         "sentence_reader_only": {
             "sentence_hit": round(float(np.mean([r.sentence_hit for r in rows if r.label == 1 and r.group != "seed"])), 4),
             "unanswerable_refused": round(float(np.mean([not r.sentence_found for r in rows if r.label == 0 and r.group != "seed"])), 4),

@@ -20,49 +20,29 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.answer.question import parse_question
-from rag.answer.romanized import romanized_names
-from rag.normalize import cjk_share, fold
+from rag.answer.referents import (MAX_TURNS, Token, Turn, find, mentions, names_someone_else,
+                                  EN_FUNCTION, ZH_EITHER, ZH_NAME_FLAGS, ZH_PERSON, ZH_THING, en_names, en_topic, is_chinese, nounish, person_of, thing_of, tokens, who_subject, zh_names, zh_topic)
+from rag.normalize import fold
 from rag.types import Answer
 
-#: How many earlier turns a follow-up may draw on (the most recent first).
-MAX_TURNS = 8
+__all__ = ["MAX_TURNS", "Ask", "AskAbout", "Conversation", "Resolution", "Turn", "mentions", "names_someone_else",
+           "resolve"]
 
-# --- Chinese -------------------------------------------------------------------------------------
-_ZH_PERSON = frozenset({"他", "她", "他们", "她们", "此人", "其人"})
-_ZH_THING = frozenset({"它", "它们", "这", "那", "此", "该", "这个", "那个", "这些", "那些", "这项", "该项", "此项",
-                       "这里", "那里", "这次", "那次"})
-_ZH_EITHER = frozenset({"其"})
-# a demonstrative that stands before a noun ("该部门", "这个平台") rather than for one
 _ZH_DEMONSTRATIVE = frozenset({"这", "那", "此", "该", "这个", "那个", "这些", "那些", "这项", "该项", "此项", "这次",
                                "那次"})
-_ZH_NAME_FLAGS = frozenset({"nr", "nrfg", "nrt"})
-_ZH_NOUNISH = ("n", "eng", "vn", "t")
-_ZH_PHRASE_FLAGS = ("n", "eng", "vn", "t", "f", "m", "q", "j", "b", "a")
-_ZH_WHO = re.compile(r"谁|哪位|何人|哪一位")
-_ZH_SUBJECT_WHO = re.compile(r"^(?P<x>.+?)(?:是|是不是)?(?:谁|何人)[?？。!！\s]*$")
 _ZH_WHAT_ABOUT = re.compile(r"^(?:那么|那|还有|另外)?(?P<x>.+?)(?:呢|怎么样|如何)[?？。!！\s]*$")
-
-# --- English -------------------------------------------------------------------------------------
 _EN_PERSON = {"he": "", "she": "", "him": "", "his": "'s", "her": "", "hers": "'s"}
 _EN_THING = {"it": "", "its": "'s", "they": "", "them": "", "their": "'s"}
 _EN_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*")
-_EN_WHO = re.compile(r"\b(?:who|whom)\b", re.I)
-_EN_WHO_IS = re.compile(r"^\s*who\s+(?:is|was|are|were)\s+(?P<x>.+?)[?.!\s]*$", re.I)
+# "And when will it open?": a question of its own after a joining word
+_EN_LEAD = re.compile(r"^\s*(?:and|but|so|also|then)\s*,?\s+", re.I)
+_EN_QUESTION_START = re.compile(r"^(?:what|which|who|whom|whose|when|where|why|how|is|are|was|were|do|does|did|can|"
+                                r"could|will|would|has|have|had|should)\b", re.I)
+_EN_PREPOSITIONS = frozenset("on in at for during after before with without under over from to by including if "
+                             "counting since until".split())
+_EN_POSSESSIVES = {"its": thing_of, "their": thing_of, "his": person_of, "her": person_of}
 _EN_WHAT_ABOUT = re.compile(r"^\s*(?:and\s+)?(?:what|how)\s+about\s+(?P<x>.+?)[?.!\s]*$|^\s*and\s+(?P<y>.+?)\s*\?\s*$",
                             re.I)
-_EN_DET = re.compile(r"\b(?:the|a|an)\s+(?P<np>(?:[A-Za-z0-9][\w\-']*\s*){1,4})", re.I)
-_EN_FUNCTION = frozenset("""is was are were be been do does did has have had can could will would should may might
-of in on at for to from by with and or but than as that which who whom what when where why how this these those
-open opens close closes start starts begin begins say says said""".split())
-
-
-@dataclass(frozen=True)
-class Turn:
-    """One question of a conversation: the user's words, the question asked for them, its answer."""
-
-    question: str
-    understood: str
-    answer: Answer
 
 
 @dataclass(frozen=True)
@@ -82,289 +62,45 @@ class Resolution:
         return self.how == "standalone"
 
 
-@dataclass(frozen=True)
-class _Token:
-    word: str
-    flag: str
-    start: int
-    end: int
-
-
-def _tokens(text: str) -> list[_Token]:
-    """jieba words with their part-of-speech tags and offsets into ``text`` (tagged in matching
-    form, which has the same length, so Traditional text is tagged like Simplified)."""
-    import jieba.posseg as pseg
-
-    from rag.index.lexical import jieba_ready
-
-    jieba_ready()
-    folded = fold(text)
-    source = folded if len(folded) == len(text) else text
-    out: list[_Token] = []
-    pos = 0
-    for tok in pseg.cut(source):
-        out.append(_Token(text[pos:pos + len(tok.word)], tok.flag, pos, pos + len(tok.word)))
-        pos += len(tok.word)
-    return out
-
-
-def _is_chinese(text: str) -> bool:
-    return cjk_share(text) > 0.0
-
-
-def _nounish(tok: _Token) -> bool:
-    return tok.flag.startswith(_ZH_NOUNISH) or bool(re.search(r"\d", tok.word))
-
-
-_DOTS = frozenset("·•・‧")
-_HAN = re.compile(r"[\u3400-\u9fff]+")
-
-
-def _zh_names(text: str) -> list[str]:
-    """Person names by jieba's tags; a transcribed name joined by middle dots ("威廉·瓊斯") whole."""
-    toks = _tokens(text)
-    out: list[str] = []
-    i = 0
-    while i < len(toks):
-        t = toks[i]
-        if t.flag in _ZH_NAME_FLAGS and len(t.word.strip()) >= 2:
-            end, k = i, i + 1
-            while True:  # up to two more pieces before each dot, then the piece after it
-                m = k
-                while m < len(toks) and m - k < 2 and _name_piece(toks[m]):
-                    m += 1
-                if m + 1 < len(toks) and toks[m].word in _DOTS and _name_piece(toks[m + 1]):
-                    end, k = m + 1, m + 2
-                    continue
-                break
-            whole = text[t.start:toks[end].end]
-            if whole not in out:
-                out.append(whole)
-            i = end + 1
-            continue
-        i += 1
-    return out
-
-
-def _name_piece(tok: _Token) -> bool:
-    return bool(_HAN.fullmatch(tok.word)) and not tok.flag.startswith(("v", "p", "u", "r", "c", "d"))
-
-
-def _mentioned(name: str, answer: Answer) -> bool:
-    """Whether the turn's answer or the passages it found mention ``name`` (in pinyin: its Han
-    characters): a word jieba tags as a name that the documents do not hold is no one."""
-    texts = [answer.text] + [p.text for p in answer.passages]
-    folded = [fold(t) for t in texts]
-    key = fold(name)
-    if any(key in f for f in folded):
-        return True
-    return any(rn.pattern().search(f) for rn in romanized_names(name) for f in folded)
-
-
-def _en_names(text: str) -> list[str]:
-    """Pinyin names, then runs of capitalised words that do not begin the sentence."""
-    names = [n.text for n in romanized_names(text)]
-    for m in re.finditer(r"(?<![.?!]\s)(?<!^)\b([A-Z][a-z]+(?:\s+[A-Z][a-z]+)+)\b", text):
-        if m.start() > 0 and m.group(1) not in names:
-            names.append(m.group(1))
-    return names
-
-
-def _who_subject(text: str) -> str | None:
-    """X in "X是谁" / "Who is X" (X is then a person, whatever its tags)."""
-    stripped = text.strip()
-    m = _ZH_SUBJECT_WHO.match(fold(stripped))  # matching form: "誰" as "谁"; same length
-    if m and _is_chinese(m.group("x")) and not _pronoun_in(m.group("x")):
-        return stripped[m.start("x"):m.end("x")].strip()
-    m = _EN_WHO_IS.match(text)
-    if m:
-        x = re.sub(r"^(?:the|a|an)\s+", "", m.group("x").strip(), flags=re.I)
-        if x[:1].isupper():
-            return x
-    return None
-
-
-def _pronoun_in(text: str) -> bool:
-    return any(t.word in _ZH_PERSON or t.word in _ZH_THING or t.word in _ZH_EITHER for t in _tokens(text)
-               if t.flag.startswith("r"))
-
-
-def _span_of(answer: Answer) -> str | None:
-    if not answer.found or not answer.span:
-        return None
-    span = answer.span.strip()
-    return span if 0 < len(span) <= 40 else None
-
-
-def _asks_who(text: str) -> bool:
-    return bool(_ZH_WHO.search(fold(text)) or _EN_WHO.search(text))
-
-
-def _person_of(turn: Turn) -> str | None:
-    """The person a turn is about: X of "X是谁" / "Who is X"; the answer of another "who" question
-    ("谁是工信部总工程师？", "Who restored it?"); else the person its question names. A name in
-    pinyin is given in the Han characters of the answer that quotes it ("Guan Bing" → 關兵)."""
-    q = turn.understood
-    subject = _who_subject(q)
-    if subject:
-        return _as_quoted(subject, turn.answer)
-    span = _span_of(turn.answer)
-    if _asks_who(q):
-        if span:
-            inside = _zh_names(span) if _is_chinese(span) else _en_names(" " + span) or [span]
-            return inside[0] if inside else span
-        return None
-    names = [n for n in _zh_names(q) + _en_names(q) if _mentioned(n, turn.answer)]
-    return _as_quoted(names[0], turn.answer) if names else None
-
-
-def _as_quoted(name: str, answer: Answer) -> str:
-    """A pinyin name as the answer's quote writes it in Han characters, else as it is."""
-    if not name.isascii():
-        return name
-    texts = ([answer.text] if answer.found else []) + [p.text for p in answer.passages]
-    for rn in romanized_names(name):
-        for text in texts:
-            m = rn.pattern().search(fold(text))
-            if m:
-                return text[m.start():m.end()]
-    return name
-
-
-def _zh_topic(text: str) -> str | None:
-    """The noun phrase a Chinese question asks about: its longest run of noun-like words, trimmed
-    to end on a noun ("前三季度规模以上工业增加值同比增长多少" → 前三季度规模以上工业增加值)."""
-    toks = _tokens(text)
-    best: list[_Token] = []
-    run: list[_Token] = []
-    toks = toks + [_Token("", "x", len(text), len(text))]
-    for i, tok in enumerate(toks):
-        if tok.flag.startswith(_ZH_PHRASE_FLAGS) and tok.word not in ("多少", "几"):
-            run.append(tok)
-            continue
-        if run and tok.flag.startswith("v") and i + 1 < len(toks) and toks[i + 1].flag.startswith("n"):
-            run.append(tok)  # a verb inside a noun phrase ("技术合同成交总额")
-            continue
-        while run and not _nounish(run[-1]):
-            run.pop()
-        while run and run[0].flag.startswith(("q", "u")):  # "家金融机构" (of "多少家金融机构")
-            run.pop(0)
-        if sum(len(t.word) for t in run) > sum(len(t.word) for t in best):
-            best = run
-        run = []
-    if not best:
-        return None
-    return text[best[0].start:best[-1].end]
-
-
-_EN_OF_NAME = re.compile(r"\b(?:the\s+)?(?P<np>[A-Z][\w\-']*(?:\s+[A-Z][\w\-']*)*"
-                         r"(?:\s+of\s+(?:the\s+)?[A-Z][\w\-']*(?:\s+[A-Z][\w\-']*)*)?)")
-
-
-def _en_topic(text: str, answer: Answer | None = None) -> str | None:
-    """The thing an English question asks about: its first proper name after the first word
-    ("the Friends of the Harbour Museum"), else the words after its first article, as far as the
-    answer quoting the documents repeats them (without an answer, the first one)."""
-    for m in _EN_OF_NAME.finditer(text):
-        if m.start("np") > 0:
-            return m.group(0)
-    quoted = {w.lower() for w in re.findall(r"[\w\-']+", answer.text)} if answer is not None and answer.found else set()
-    for m in _EN_DET.finditer(text):
-        words = []
-        for w in m.group("np").split():
-            w = w.strip("?.!,")
-            if w.lower() in _EN_FUNCTION or (words and quoted and w.lower() not in quoted):
-                break
-            words.append(w)
-            if not quoted:
-                break
-        if words:
-            return " ".join(words)
-    return None
-
-
-def _thing_of(turn: Turn) -> str | None:
-    """What a turn is about: its answer when it asked which thing ("哪个行业…" → the industries),
-    else the noun phrase its question asks about."""
-    q = turn.understood
-    parsed = parse_question(q)
-    span = _span_of(turn.answer)
-    if span and parsed.kind == "entity" and not _asks_who(q) and not re.search(r"\d", span):
-        return span
-    return _zh_topic(q) if _is_chinese(q) else _en_topic(q, turn.answer)
-
-
-def mentions(text: str, subject: str) -> bool:
-    """Whether ``text`` names ``subject``: in matching form, a pinyin name also in Han characters,
-    an English name also by one of its words ("Okafor" for "Daniel Okafor")."""
-    folded = fold(text)
-    if fold(subject) in folded or any(rn.found_in(folded) for rn in romanized_names(subject)):
-        return True
-    words = [w for w in re.findall(r"[A-Za-z][\w\-']+", subject) if w[:1].isupper() and len(w) >= 3]
-    return any(re.search(rf"\b{re.escape(w.lower())}\b", folded) for w in words)
-
-
-def names_someone_else(text: str, subject: str) -> bool:
-    """Whether ``text`` is about another person than ``subject``: it names a person (jieba's name
-    tags, capitalised English names) and not ``subject``."""
-    if mentions(text, subject):
-        return False
-    if _is_chinese(text):
-        # a name jieba tags, or the speaker a clause opens with ("关兵表示…", whatever its tag)
-        return bool(_zh_names(text) or _ZH_SPEAKER.search(fold(text)))
-    return bool(_en_names(" " + text) or _EN_SPEAKER.search(text))
-
-
-_EN_SPEAKER = re.compile(r"\b(?!(?:He|She|It|They|We|You|This|That|The|There)\b)[A-Z][a-z]+\s+(?:said|says|argued|argues|added|told|explained|thinks|believes|"
-                         r"expects|wants|stated)\b")
-_ZH_SPEAKER = re.compile(r"(?:^|[，,。；;：:\s])[\u4e00-\u9fff]{2,3}(?:表示|认为|说|介绍|指出|称)")
-
-
-def _find(turns: Sequence[Turn], pick: Callable[[Turn], str | None]) -> str | None:
-    for turn in reversed(turns[-MAX_TURNS:]):
-        found = pick(turn)
-        if found:
-            return found
-    return None
-
-
 def _zh_resolve(question: str, turns: Sequence[Turn]) -> Resolution:
     substituted = _zh_what_about(question, turns)
     if substituted is not None:
         return substituted
-    toks = _tokens(question)
+    toks = tokens(question)
     unresolved = False
     for i, tok in enumerate(toks):
         if not tok.flag.startswith("r"):
             continue
         nxt = toks[i + 1] if i + 1 < len(toks) else None
-        if tok.word in _ZH_PERSON:
-            referent = _find(turns, _person_of)
-        elif tok.word in _ZH_EITHER:
-            referent = _find(turns, _person_of) or _find(turns, _thing_of)
-        elif tok.word in _ZH_THING:
-            referent = _find(turns, _thing_of)
+        if tok.word in ZH_PERSON:
+            referent = find(turns, person_of)
+        elif tok.word in ZH_EITHER:
+            referent = find(turns, person_of) or find(turns, thing_of)
+        elif tok.word in ZH_THING:
+            referent = find(turns, thing_of)
         else:
             continue
         if not referent:
             unresolved = True
             continue
-        if tok.word in _ZH_DEMONSTRATIVE and nxt is not None and _nounish(nxt):
+        if tok.word in _ZH_DEMONSTRATIVE and nxt is not None and nounish(nxt):
             # "该部门" / "这个平台": the referent's own, unless the referent already ends with it
             at = fold(referent).find(fold(nxt.word))
             if at >= 0:
                 replaced = question[:tok.start] + referent[:at + len(nxt.word)] + question[nxt.end:]
             else:
                 replaced = question[:tok.start] + referent + "的" + question[nxt.start:]
-        elif tok.word == "其" and nxt is not None and _nounish(nxt):
+        elif tok.word == "其" and nxt is not None and nounish(nxt):
             replaced = question[:tok.start] + referent + "的" + question[tok.end:]
         else:
             replaced = question[:tok.start] + referent + question[tok.end:]
         return Resolution(question, replaced, "pronoun", referent)
-    if turns and not unresolved and not any(_nounish(t) or t.flag in _ZH_NAME_FLAGS for t in toks):
-        # no noun at all ("同比增长了多少？"): the subject is the one the conversation is about
+    named = any(t.flag in ZH_NAME_FLAGS or t.flag.startswith(("ns", "nt", "nz")) for t in toks)
+    subjectless = bool(toks) and toks[0].flag.startswith("p") and not named  # "由哪個機關管理？"
+    if turns and not unresolved and (subjectless or not any(nounish(t) or t.flag in ZH_NAME_FLAGS for t in toks)):
+        # no noun at all ("同比增长了多少？"), or no subject: the one the conversation is about
         prev = turns[-1].understood
-        topic = _zh_topic(prev) if _is_chinese(prev) else None
+        topic = zh_topic(prev) if is_chinese(prev) else None
         if topic:
             return Resolution(question, topic + question.strip(), "ellipsis", topic)
     return Resolution(question, question, "standalone")
@@ -376,16 +112,26 @@ def _zh_what_about(question: str, turns: Sequence[Turn]) -> Resolution | None:
     if not m or not turns:
         return None
     subject = m.group("x").strip()
-    sub_toks = _tokens(subject)
-    if not sub_toks or not all(_nounish(t) or t.flag.startswith(("f", "m", "q", "a", "b", "j", "u")) for t in sub_toks):
-        return None
+    sub_toks = tokens(subject)
     prev = turns[-1].understood
-    if not _is_chinese(prev):
+    if not sub_toks or not is_chinese(prev):
         return None
+    prev_toks = tokens(prev)
+    if sub_toks[0].flag.startswith(("v", "p")) and not zh_names(subject):
+        return _zh_new_predicate(question, subject, prev, prev_toks)
+    if not all(nounish(t) or t.flag.startswith(("f", "m", "q", "a", "b", "j", "u")) for t in sub_toks):
+        return None
+    if not zh_names(subject):
+        same_kind = _zh_same_head(question, subject, sub_toks, prev, prev_toks)
+        if same_kind is not None:
+            return same_kind
+        attribute = _zh_attribute(prev_toks) if len(sub_toks) == 1 and sub_toks[0].flag == "n" else None
+        if attribute is not None:  # "那人口呢？" after "馬祖列島的面積是多少？": another attribute of the subject
+            return Resolution(question, prev[:attribute.start] + subject + prev[attribute.end:], "substitution", subject)
     old = None
-    if _zh_names(subject) or _who_subject(prev):
-        old = _who_subject(prev) or next(iter(_zh_names(prev)), None)
-    old = old or _zh_topic(prev)
+    if zh_names(subject) or who_subject(prev):
+        old = who_subject(prev) or next(iter(zh_names(prev)), None)
+    old = old or zh_topic(prev)
     parsed = parse_question(prev)
     if "的" in subject and parsed.wh_start >= 0:
         # an attribute of its own ("那马祖的面积呢？"): the new subject with the last question's word
@@ -396,23 +142,113 @@ def _zh_what_about(question: str, turns: Sequence[Turn]) -> Resolution | None:
     return None
 
 
+def _zh_same_head(question: str, subject: str, sub_toks: list[Token], prev: str,
+                  prev_toks: list[Token]) -> Resolution | None:
+    """"三茂铁路呢？" after "广三铁路全长多少公里？": the new subject ends with the noun the last
+    question's subject ends with (铁路), so it takes that subject's place, whatever its tags."""
+    head = fold(sub_toks[-1].word)
+    for i, tok in enumerate(prev_toks):
+        if fold(tok.word) != head or not nounish(tok):
+            continue
+        j = i
+        while j > 0 and nounish(prev_toks[j - 1]) and not prev_toks[j - 1].flag.startswith("t"):
+            j -= 1
+        if fold(prev[prev_toks[j].start:tok.end]) == fold(subject):
+            return None
+        return Resolution(question, prev[:prev_toks[j].start] + subject + prev[tok.end:], "substitution", subject)
+    return None
+
+
+def _zh_attribute(prev_toks: list[Token]) -> Token | None:
+    """What the last question asked of its subject: the noun after "的" ("馬祖列島的面積"), else the
+    last plain noun after a named subject ("广茂铁路全长")."""
+    for a, b in zip(prev_toks, prev_toks[1:]):
+        if a.word == "的" and b.flag == "n":
+            return b
+    named = False
+    for a, b in zip(prev_toks, prev_toks[1:]):
+        named = named or a.flag in ZH_NAME_FLAGS or a.flag.startswith(("ns", "nt", "nz"))
+        if named and b.flag == "n" and nounish(a):
+            after = prev_toks[prev_toks.index(b) + 1:]
+            if not after or not nounish(after[0]):
+                return b
+    return None
+
+
+def _zh_new_predicate(question: str, subject: str, prev: str, prev_toks: list[Token]) -> Resolution:
+    """"那进入一线队呢？": the last question with its last verb and object replaced by the new ones;
+    a condition where it has none ("算上两条支线呢？" → "算上两条支线，广茂铁路全长多少公里？")."""
+    for i in range(len(prev_toks) - 2, -1, -1):
+        tok = prev_toks[i]
+        if tok.flag.startswith("v") and tok.word not in ("是", "有") and nounish(prev_toks[i + 1]):
+            j = i + 1
+            while j + 1 < len(prev_toks) and nounish(prev_toks[j + 1]):
+                j += 1
+            return Resolution(question, prev[:tok.start] + subject + prev[prev_toks[j].end:], "substitution", subject)
+    return Resolution(question, subject + "，" + prev.strip(), "ellipsis", subject)
+
+
+def _en_follow(x: str, turns: Sequence[Turn]) -> tuple[str, str] | None:
+    """The question "And X?" / "What about X?" stands for, and its new part: a phrase with a
+    preposition takes the place of the last question's phrase with the same one, or is added to
+    it ("And on Mondays in winter?"); "its/their/his/her N" asks for another attribute of what or
+    whom the conversation is about ("What about its cost?"), and so does a common noun after a
+    question about a named thing. None: a new subject (the caller substitutes it)."""
+    words = x.split()
+    if not words:
+        return None
+    prev = turns[-1].understood
+    body = prev.strip().rstrip("?.! ")
+    first = words[0].lower()
+    if first in _EN_PREPOSITIONS:
+        alternatives = "|".join(sorted(_EN_PREPOSITIONS))
+        same = re.search(rf"\b{first}\b\s+.*?(?=\s+(?:{alternatives})\b|$)", body, re.I)
+        if same:
+            return body[:same.start()] + x + body[same.end():] + "?", x
+        return body + " " + x + "?", x
+    pick = _EN_POSSESSIVES.get(first)
+    if pick is not None and len(words) > 1:
+        owner = find(turns, pick)
+        if owner:
+            attribute = " ".join(words[1:])
+            if pick is person_of:
+                return f"What is {owner}'s {attribute}?", owner
+            owner = "the " + owner if not owner[:1].isupper() and _en_determinable(owner) else owner
+            return f"What is the {attribute} of {owner}?", owner
+        return None
+    topic = en_topic(prev, turns[-1].answer)
+    if not x[:1].isupper() and not en_names(" " + x) and topic and topic[:1].isupper() and topic.lower() not in x.lower():
+        noun = re.sub(r"^(?:the|a|an)\s+", "", x, flags=re.I)
+        return f"What is the {noun} of {topic}?", topic
+    return None
+
+
 def _en_resolve(question: str, turns: Sequence[Turn]) -> Resolution:
+    lead = _EN_LEAD.match(question)
+    if lead and _EN_QUESTION_START.match(question[lead.end():]):
+        inner = _en_resolve(question[lead.end():], turns)
+        if inner.standalone:
+            return Resolution(question, question, "standalone")
+        return Resolution(question, inner.understood[:1].upper() + inner.understood[1:], inner.how, inner.referent)
     m = _EN_WHAT_ABOUT.match(question)
     if m and turns:
         subject = (m.group("x") or m.group("y") or "").strip()
+        follow = _en_follow(subject, turns)
+        if follow is not None:
+            return Resolution(question, follow[0], "substitution", follow[1])
         prev = turns[-1].understood
-        old = _person_of(turns[-1]) if _en_names(subject) or subject[:1].isupper() else None
-        old = old if old and old in prev else _en_topic(prev)
+        old = person_of(turns[-1]) if en_names(subject) or subject[:1].isupper() else None
+        old = old if old and old in prev else en_topic(prev)
         if subject and old and old in prev:
             return Resolution(question, prev.replace(old, subject, 1), "substitution", subject)
     for m in _EN_WORD.finditer(question):
         word = m.group().lower()
         if word in _EN_PERSON:
-            referent, suffix = _find(turns, _person_of), _EN_PERSON[word]
+            referent, suffix = find(turns, person_of), _EN_PERSON[word]
             if word == "her" and _en_possessive(question[m.end():]):
                 suffix = "'s"
         elif word in _EN_THING:
-            referent, suffix = _find(turns, _thing_of), _EN_THING[word]
+            referent, suffix = find(turns, thing_of), _EN_THING[word]
             if word in ("it", "its") and question[m.end():m.end() + 1] == "'":
                 continue
         else:
@@ -429,7 +265,7 @@ def _en_resolve(question: str, turns: Sequence[Turn]) -> Resolution:
 def _en_possessive(rest: str) -> bool:
     """Whether "her" stands before a noun ("her library") rather than as an object ("met her")."""
     m = re.match(r"\s+([A-Za-z][\w\-']*)", rest)
-    return bool(m) and m.group(1).lower() not in _EN_FUNCTION
+    return bool(m) and m.group(1).lower() not in EN_FUNCTION
 
 
 def _en_determinable(referent: str) -> bool:
@@ -440,7 +276,7 @@ def resolve(question: str, turns: Sequence[Turn]) -> Resolution:
     """How ``question`` is understood after ``turns`` (oldest first)."""
     if not turns:
         return Resolution(question, question, "standalone")
-    if _is_chinese(question):
+    if is_chinese(question):
         return _zh_resolve(question, turns)
     return _en_resolve(question, turns)
 

@@ -105,6 +105,21 @@ def _read_text(path: Path) -> str:
         raise DocumentError(str(path), f"cannot read: {e.strerror or e}") from None
 
 
+def _read_gzip(path: Path) -> str:
+    import gzip
+    import zlib
+
+    try:
+        with gzip.open(path, "rb") as fh:
+            return fh.read().decode("utf-8-sig")
+    except FileNotFoundError:
+        raise DocumentError(str(path), "file not found") from None
+    except (OSError, EOFError, zlib.error) as e:
+        raise DocumentError(str(path), f"not a readable gzip file ({e})") from None
+    except UnicodeDecodeError as e:
+        raise DocumentError(str(path), f"not UTF-8 text inside the gzip ({e.reason} at byte {e.start})") from None
+
+
 def _unique_texts(texts: list[str]) -> tuple[str, ...]:
     out: list[str] = []
     for t in texts:
@@ -266,14 +281,19 @@ def load_jsonl(path: str | Path) -> EvalSet:
 
 
 def load_eval_set(path: str | Path) -> EvalSet:
-    """Load ``path`` as SQuAD JSON (``.json``) or JSON lines (``.jsonl``/``.ndjson``).
+    """Load ``path`` as SQuAD JSON (``.json``, or ``.json.gz``) or JSON lines (``.jsonl``/``.ndjson``).
 
     Other extensions are recognised by content: a JSON object with a ``data`` list is SQuAD,
     anything else is tried as JSON lines.
     """
     p = Path(path)
     suffix = p.suffix.lower()
-    text = _read_text(p)
+    if suffix == ".gz":  # SQuAD 1.1 train ships gzipped: the inner name says what it is
+        text = _read_gzip(p)
+        p = p.with_suffix("")
+        suffix = p.suffix.lower()
+    else:
+        text = _read_text(p)
     if suffix in (".jsonl", ".ndjson"):
         return _parse_jsonl(p, text)
     if suffix == ".json":
