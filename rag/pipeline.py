@@ -20,6 +20,7 @@ from rag.index.retriever import Retriever, dense_gate
 from rag.settings import (IndexSettings, Settings, SpanAnswerSettings, WindowSettings, check_k, check_mode,
                           index_settings)
 from rag.answer.conversation import Conversation, Turn, mentions, names_someone_else
+from rag.answer.decision import consider, decide
 from rag.answer.span_answer import SpanAnswerer
 from rag.index.folder_store import open_store
 from rag.index.store import Manifest
@@ -143,15 +144,7 @@ class QA:
         """An extractive answer with citations, or ``found=False`` when the documents do not answer."""
         k, mode = check_query(question, k, mode)
         hits = self.retriever.search(question, k=k, mode=mode)
-        if self.span is None:
-            return self.reader.read(question, hits)
-        sentences = self.reader.answers(question, hits, self.span.settings.alternatives)
-        if not sentences[0].found and self.reader.names_unknown(question, hits):
-            # it asks about what the documents never mention: no reader can answer (confidence 0,
-            # as calibrate_reader.py counts it)
-            return dataclasses.replace(sentences[0], score=0.0)
-        return self.span.answer(question, hits, sentences[0], sentences[1:],
-                                same_language=not self.reader.across_languages(question, hits))
+        return decide(consider(question, hits, self.reader, self.span), self.span)  # one place decides
 
     def conversation(self, turns: Sequence[Turn] = ()) -> Conversation:
         """A conversation: its ``ask(question, k, mode)`` answers follow-up questions ("他认为…？",

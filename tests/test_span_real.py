@@ -134,3 +134,29 @@ def test_the_shipped_head_runs_in_float32(seed_qa) -> None:  # type: ignore[no-u
     assert linears and all(m.weight.dtype == torch.float32 for m in linears)
     # the reader is a whole encoder (all 12 layers its own) over the retriever's embeddings only
     assert seed_qa.span.reader.encoder.lower.layers == 0 and len(seed_qa.span.reader.head.layers) == 12
+
+
+DECIDED = ["前三季度规模以上工业增加值同比增长多少？", "今年以来平台助企融资新增多少？", "赵志国是谁？",
+           "新能源汽车销量增长了多少？", "人工智能芯片产量增长了多少？", "陶青在哪个部门工作？",
+           "Who is Guan Bing?", "How much did technology contract turnover grow?", "火星上有多少人？"]
+
+
+def test_one_place_decides_and_its_invariants_hold(seed_qa) -> None:  # type: ignore[no-untyped-def]
+    """QA.ask is rag.answer.decision's decide(consider(...)); every answer's quote is cited at
+    exact offsets and holds its span; a refusal carries no citation."""
+    from rag.answer.decision import consider, decide
+
+    refused = answered = 0
+    for q in DECIDED:
+        ans = seed_qa.ask(q)
+        hits = seed_qa.retriever.search(q, k=5)
+        again = decide(consider(q, hits, seed_qa.reader, seed_qa.span), seed_qa.span)
+        assert (again.found, again.text, again.span, again.score) == (ans.found, ans.text, ans.span, ans.score)
+        if ans.found:
+            answered += 1
+            assert ans.citations and ans.citations[0].quote == ans.text or ans.text in ans.citations[0].quote
+            _check_offsets(seed_qa, ans)
+        else:
+            refused += 1
+            assert ans.citations == () and ans.span is None and ans.span_citation is None
+    assert answered and refused

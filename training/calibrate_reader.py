@@ -42,6 +42,7 @@ import rag
 from rag.evaluation.datasets import EvalQuestion, load_eval_set
 from rag.evaluation.metrics import char_f1, contains_answer
 from rag.encoder.e5_runtime import E5Embedder
+from rag.answer.decision import consider
 from rag.answer.span_answer import FEATURES, UNCALIBRATED, Calibration, SpanAnswerer
 from rag.answer.span_reader import CARD_NAME, READER_DIR, SpanReader
 from training.near_miss import near_miss_questions
@@ -78,10 +79,10 @@ def collect(qa: rag.QA, questions, label: int, group_of, kind: str, weight: floa
     t0 = time.time()
     for i, q in enumerate(questions):
         hits = qa.retriever.search(q.question, k=5)
-        sentences = qa.reader.answers(q.question, hits, span.settings.alternatives)
-        gated = not sentences[0].found and qa.reader.names_unknown(q.question, hits)  # as QA.ask does
-        same_language = not qa.reader.across_languages(q.question, hits)  # as QA.ask does
-        ev = span.evidence(q.question, hits, sentences[0], sentences[1:] if same_language else ())
+        considered = consider(q.question, hits, qa.reader, span)  # what QA.ask decides from
+        gated, sentences = considered.gated, considered.sentences
+        ev = considered.evidence if considered.evidence is not None else \
+            span.evidence(q.question, hits, sentences[0])  # gated: its features are recorded, not fitted
         sentence = ev.sentence or sentences[0]  # the candidate sentence the span was sought in
         pred = qa.document(ev.hit.source).text[ev.start : ev.end] if ev.hit is not None else ""
         # the sentence holding the span, as the answer would quote it

@@ -184,6 +184,12 @@ class SpanAnswerer:
         reads poorly (its weight in choosing between sentences was fitted on same-language
         questions), so it neither picks among ``alternatives`` nor moves the quote elsewhere."""
         ev = self.evidence(question, hits, sentence, alternatives if same_language else ())
+        return self.compose(question, hits, sentence, ev, same_language=same_language)
+
+    def compose(self, question: str, hits: Sequence[Hit], sentence: Answer, ev: Evidence, *,
+                same_language: bool = True) -> Answer:
+        """The answer :meth:`answer` gives from the evidence :meth:`evidence` found: refused below
+        the calibration's ``answer_at``, else the quote (and the span from ``span_at`` on)."""
         if ev.sentence is not None:
             sentence = ev.sentence
         conf = self.calibration.confidence(ev.features)
