@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import RagError
+from rag.index.pg_schema import is_database_url, masked
 from rag.encoder.precision import PRECISIONS
 from rag.settings import K_DEFAULT, K_MAX, K_MIN, MODES
 from rag.terminal import escape, escape_json, progress_printer, say
@@ -21,6 +22,11 @@ from rag.types import Answer, Hit, to_jsonable
 
 if TYPE_CHECKING:
     from rag.index.writer import IndexWriter
+
+
+def _where(index: object) -> str:
+    """An index as messages name it: a database URL with its password masked."""
+    return _one(masked(index) if isinstance(index, str) and is_database_url(index) else index)
 
 
 def _one(value: object) -> str:
@@ -51,7 +57,7 @@ def _print_report(report: Any, index: str, verb: str) -> None:
         say(f"near-duplicate: {_one(n.source)} ~ {_one(n.similar_to)} (Jaccard {n.jaccard:.2f})", err=True)
     i = report.info
     if not report.published:
-        say(f"index is up to date: {i.documents} document(s), {i.chunks} chunk(s) with {_one(i.model)} -> {_one(index)}")
+        say(f"index is up to date: {i.documents} document(s), {i.chunks} chunk(s) with {_one(i.model)} -> {_where(index)}")
         return
     if report.excluded:
         say(f"{len(report.excluded)} file(s) excluded from this index on purpose, not indexed "
@@ -60,7 +66,7 @@ def _print_report(report: Any, index: str, verb: str) -> None:
                f"{len(report.unchanged)} unchanged; {report.embedded_chunks} chunk(s) embedded, "
                f"{report.reused_chunks} reused")
     say(f"{verb} {i.documents} document(s), {i.chunks} chunk(s) with {_one(i.model)} in {i.seconds:.1f}s -> "
-        f"{_one(index)} ({changes})")
+        f"{_where(index)} ({changes})")
 
 
 def _report_json(report: Any) -> dict[str, Any]:
@@ -114,7 +120,7 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         say(f"not removed: {_one(e)}", err=True)
     i = report.info
     say(f"removed {len(report.removed)} document(s): {i.documents} document(s), {i.chunks} chunk(s) left in "
-        f"{_one(args.index)}")
+        f"{_where(args.index)}")
     return 0
 
 
@@ -126,11 +132,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
         _print_json(st)
         return 0 if st.exists else 1
     if not st.exists:
-        say(f"no usable index at {_one(args.index)}: {_one(st.problem)}")
+        say(f"no usable index at {_where(args.index)}: {_one(st.problem)}")
         if st.new:
             say(f"{len(st.new)} file(s) to index; run: python -m rag build")
         return 1
-    say(f"index {_one(args.index)} ({_one(st.version)}): {st.documents} document(s), {st.chunks} chunk(s), "
+    say(f"index {_where(args.index)} ({_one(st.version)}): {st.documents} document(s), {st.chunks} chunk(s), "
         f"model {_one(st.model)} in {_one(st.precision)}, built {_one(st.created)}")
     if st.precision != st.preferred_precision:
         say(f"this machine computes {_one(st.preferred_precision)} vectors best (rag.encoder.precision); the index keeps "
@@ -172,7 +178,7 @@ def _cmd_ask(args: argparse.Namespace) -> int:
     from rag.pipeline import check_query, load
 
     check_query(args.question, args.k, args.mode)  # before the model is loaded
-    qa = load(args.index, model=args.model)
+    qa = load(args.index, model=args.model, read_url=args.read_url)
     ans = qa.ask(args.question, k=args.k, mode=args.mode)
     if args.json:
         _print_json(ans)
@@ -189,7 +195,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from rag.pipeline import check_query, load
 
     check_query(args.question, args.k, args.mode)  # before the model is loaded
-    qa = load(args.index, model=args.model)
+    qa = load(args.index, model=args.model, read_url=args.read_url)
     hits = qa.search(args.question, k=args.k, mode=args.mode)
     if args.json:
         _print_json(hits)
@@ -272,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-k", type=int, default=K_DEFAULT,
                        help=f"number of passages, {K_MIN} to {K_MAX} (default {K_DEFAULT})")
         p.add_argument("--mode", choices=MODES, default=None, help="retrieval mode (default: the index's)")
+        p.add_argument("--read-url", default=None,
+                       help="a read replica of a postgresql:// index to answer from (writes go to --index)")
         p.set_defaults(func=func)
 
     c = sub.add_parser("clean", help="show what cleaning removes from a file")

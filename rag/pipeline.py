@@ -194,9 +194,11 @@ def load(
     embedder: Embedder | None = None,
     verify: bool = True,
     reader: str | None = None,
+    read_url: str | None = None,
 ) -> QA:
-    """Load an index (a folder, or any :class:`rag.index.store_api.Store`) and its model. A
-    different ``model`` than the index's is refused.
+    """Load an index (a folder, a ``postgresql://`` URL, or any :class:`rag.index.store_api.Store`)
+    and its model. A different ``model`` than the index's is refused. ``read_url``: a read
+    replica of a database index to read from (writes always go to ``index_dir``).
 
     ``reader``: ``"span"`` answers with the learned span reader (short answer + its sentence),
     ``"sentence"`` with whole sentences only; ``None`` picks ``"span"`` for real embedding
@@ -209,7 +211,7 @@ def load(
         folder = os.fspath(index_dir) if isinstance(index_dir, (str, os.PathLike)) else None
         if not isinstance(folder, str):  # None, a number, bytes: not a folder name
             raise QueryError(f"the index folder must be a path (str or os.PathLike), not {type(index_dir).__name__}")
-    store = open_store(index_dir)
+    store = open_store(index_dir, read_url=read_url)
     stored = store.read(verify=verify)
     built_with = stored.manifest.model
     if model is not None and canonical_name(model) != built_with:

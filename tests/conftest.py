@@ -44,3 +44,24 @@ def hash_qa(hash_index: Path):
     import rag
 
     return rag.load(hash_index)
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL 18 + pgvector server on 127.0.0.1 for the session (tests/pg_server.py).
+    When it cannot start the PostgreSQL tests are skipped, with the reason; with ``CI=true``
+    they fail instead."""
+    try:
+        from pg_server import PgServer
+
+        server = PgServer.start()
+    except Exception as exc:  # noqa: BLE001 - any reason the server is not there is reported
+        reason = f"PostgreSQL test server could not start: {exc.__class__.__name__}: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.remove_all()

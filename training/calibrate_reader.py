@@ -103,6 +103,13 @@ def collect(qa: rag.QA, questions, label: int, group_of, kind: str, weight: floa
     return rows
 
 
+def _stale(derived: Path, base: Path) -> bool:
+    """Whether the index ``derived`` (a copy of ``base`` with passages removed) must be made
+    again: missing, or older than ``base``'s published version."""
+    mine, theirs = derived / "CURRENT", base / "CURRENT"
+    return not mine.exists() or mine.stat().st_mtime < theirs.stat().st_mtime
+
+
 def english_rows(args: argparse.Namespace, fit_ids: set[str]) -> list[Row]:
     """Rows of the English sets (see the module's docstring)."""
     sets = [load_eval_set(p) for p in args.english]
@@ -123,7 +130,7 @@ def english_rows(args: argparse.Namespace, fit_ids: set[str]) -> list[Row]:
     if not (index / "CURRENT").exists():
         rag.IndexWriter(index).add_texts(passages, replace_all=True, full=True)
     reduced = index.with_name(index.name + "-minus-answers")
-    if not (reduced / "CURRENT").exists():
+    if _stale(reduced, index):
         shutil.rmtree(reduced, ignore_errors=True)
         shutil.copytree(index, reduced, symlinks=True)
         rag.IndexWriter(reduced).remove(sorted({s for q in answerable for s in q.gold_sources}))
@@ -277,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--near-miss-out", type=Path, default=None,
                     help="write the near-miss questions as JSON lines (for rag eval against --full-index)")
     ap.add_argument("--json", type=Path, default=None, help="write rows and results here")
+    ap.add_argument("--drop-feature", action="append", default=[], choices=FEATURES,
+                    help="fit without this feature (its column held constant): to measure what it adds")
     ap.add_argument("--english", type=Path, nargs="*", default=[],
                     help="English SQuAD-format sets (SQuAD 1.1 train .json.gz, the SQuAD 2.0 file)")
     ap.add_argument("--english-index", type=Path, default=Path("/tmp/rag-calibration-en"),
@@ -297,7 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(val)} validation questions of {args.data.name}; {len(val_sources)} passages to remove", flush=True)
 
     reduced = args.reduced_index or args.full_index.with_name(args.full_index.name + "-minus-val")
-    if args.rows is None and not reduced.exists():
+    if args.rows is None and _stale(reduced, args.full_index):  # made from this full index, or made again
+        shutil.rmtree(reduced, ignore_errors=True)
         shutil.copytree(args.full_index, reduced, symlinks=True)
         rag.IndexWriter(reduced).remove(val_sources)
     # DRCD passage ids are "<article>-<paragraph>": passages of one article share the prefix
@@ -337,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
                 rows += collect(qa, [q], 1 if q.answerable else 0, lambda _q: "seed", "seed", weight=5.0)
 
     x = np.array([r.features for r in rows], dtype=np.float64)
+    for name in args.drop_feature:  # a constant column: standardised to 0, so it carries no weight
+        x[:, FEATURES.index(name)] = 0.0
     y = np.array([r.label for r in rows], dtype=np.float64)
     # rows refused before the span reader are decided already: they do not shape the fit; near
     # misses are measured, and shape it only with --fit-near-miss (fitted on, they lowered the

@@ -61,10 +61,25 @@ class FolderStore:
             prune(self.folder, current.path.name)
 
 
-def open_store(index: str | os.PathLike[str] | Store) -> Store:
-    """``index`` itself when it is a :class:`Store`, else the :class:`FolderStore` of that folder."""
+def open_store(index: str | os.PathLike[str] | Store, *, read_url: str | None = None) -> Store:
+    """``index`` itself when it is a :class:`Store`; the :class:`rag.index.pg_store.PgStore` of
+    a ``postgresql://`` (or ``postgres://``) URL, reading from ``read_url`` (a read replica)
+    when given; else the :class:`FolderStore` of that folder."""
+    from rag.errors import QueryError
+    from rag.index.pg_schema import is_database_url, masked
+
     if isinstance(index, Store):
+        if read_url is not None:
+            raise QueryError("read_url is given together with a store: give it to the store instead")
         return index
+    if is_database_url(index):
+        if read_url is not None and not is_database_url(read_url):
+            raise QueryError(f"read_url must be a postgresql:// URL, not {masked(str(read_url))!r}")
+        from rag.index.pg_store import PgStore
+
+        return PgStore(str(index), read_url=read_url)
+    if read_url is not None:
+        raise QueryError("read_url (a read replica) is for a database index (postgresql://...), not a folder")
     return FolderStore(index)
 
 

