@@ -52,7 +52,9 @@ def test_no_settings_dataclass_outside_the_settings_home() -> None:
 
 
 def test_defaults_unchanged() -> None:
-    assert asdict(IndexSettings()) == OLD_MANIFEST_SETTINGS
+    # the approximate-index settings came later: a manifest without them reads as today's defaults
+    assert asdict(IndexSettings()) == {**OLD_MANIFEST_SETTINGS, "ann_min_chunks": 20_000, "ann_recall": 0.99}
+    assert IndexSettings.from_dict(OLD_MANIFEST_SETTINGS) == IndexSettings()
     assert asdict(ReaderSettings()) == {"min_coverage": 0.15, "max_missing": 0.3, "min_dense": 0.78,
                                         "support_ratio": 0.9, "w_cov": 0.65, "w_chunk": 0.3, "w_near": 0.0,
                                         "w_rank": 0.2, "w_novelty": 0.1, "w_name": 0.1}
@@ -94,7 +96,7 @@ def test_the_manifest_records_the_index_part_in_its_old_layout(tmp_path: Path) -
     rag.IndexWriter(index, model="test-hash", settings=Settings().with_overrides(chunk_chars=120)).sync(
         [tmp_path / "docs"])
     m = json.loads((current_version(index) / "manifest.json").read_text(encoding="utf-8"))
-    assert m["settings"] == dict(OLD_MANIFEST_SETTINGS, chunk_chars=120)
+    assert m["settings"] == dict(OLD_MANIFEST_SETTINGS, chunk_chars=120, ann_min_chunks=20_000, ann_recall=0.99)
     qa = rag.load(index)
     assert qa.settings == Settings(index=IndexSettings(chunk_chars=120))
     assert qa.retriever.settings is qa.settings.index and qa.reader.settings is qa.settings.reader
