@@ -273,3 +273,16 @@ def test_coverage_features_describe_the_span_sentence_and_its_surroundings() -> 
     # without a coverage provider the features read as full coverage
     plain = _answerer(FakeReader("5.8%")).evidence("增长多少？", [_hit(0, len(TEXT))], _sentence_answer(True))
     assert dict(zip(FEATURES, plain.features))["cover_sentence"] == 1.0
+
+
+def test_calibration_thresholds_are_per_language_and_round_trip() -> None:
+    from rag.answer.span_answer import FEATURES, Calibration
+
+    n = len(FEATURES)
+    cal = Calibration((0.0,) * n, 0.0, (0.0,) * n, (1.0,) * n, 0.4, 0.5, 0.1, 0.6)
+    assert cal.thresholds("陶青是谁？") == (0.4, 0.5)
+    assert cal.thresholds("Who is Tao Qing?") == (0.1, 0.6)
+    assert Calibration.from_dict(cal.to_dict()) == cal
+    shared = Calibration((0.0,) * n, 0.0, (0.0,) * n, (1.0,) * n, 0.4, 0.5)  # one threshold for both
+    assert shared.thresholds("Who is Tao Qing?") == (0.4, 0.5) and Calibration.from_dict(shared.to_dict()) == shared
+    assert FEATURES[-1] == "latin"

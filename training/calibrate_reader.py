@@ -184,15 +184,40 @@ def choose_thresholds(rows: list[Row], conf: np.ndarray, max_wrong: float) -> tu
 
 
 UNANSWERABLE_KINDS = ("removed", "near", "squad2", "removed-en")
+Thresholds = dict[bool, tuple[float, float]]  # latin -> (answer_at, span_at)
 
 
-def refused_by_kind(rows: list[Row], conf: np.ndarray, answer_at: float) -> dict[str, float]:
+def is_latin(row: Row) -> bool:
+    return row.features[FEATURES.index("latin")] == 1.0
+
+
+def choose_by_language(rows: list[Row], conf: np.ndarray, max_wrong: float | tuple[float, float]) -> Thresholds:
+    """Thresholds fitted apart for Chinese and for Latin-script questions (each keeps at most
+    ``max_wrong`` (Chinese, Latin) of its own answerable questions refused); a language without
+    answerable rows takes the other's."""
+    limits = max_wrong if isinstance(max_wrong, tuple) else (max_wrong, max_wrong)
+    out: Thresholds = {}
+    for latin in (False, True):
+        idx = [i for i, r in enumerate(rows) if is_latin(r) == latin]
+        if any(rows[i].label == 1 and rows[i].group != "seed" for i in idx):
+            out[latin] = choose_thresholds([rows[i] for i in idx], conf[idx], limits[int(latin)])
+    if not out:
+        return {False: (0.5, 0.5), True: (0.5, 0.5)}
+    return {latin: out.get(latin, next(iter(out.values()))) for latin in (False, True)}
+
+
+def per_row(rows: list[Row], th: Thresholds) -> tuple[np.ndarray, np.ndarray]:
+    return (np.array([th[is_latin(r)][0] for r in rows]), np.array([th[is_latin(r)][1] for r in rows]))
+
+
+def refused_by_kind(rows: list[Row], conf: np.ndarray, answer_at: float | np.ndarray) -> dict[str, float]:
     """Share refused of each kind of row (answerable ones: wrongly refused), and how many."""
     out: dict[str, float] = {}
+    at = np.broadcast_to(np.asarray(answer_at, dtype=np.float64), conf.shape)
     for kind in ("answerable", "answerable-en", *UNANSWERABLE_KINDS):
         idx = [i for i, r in enumerate(rows) if r.kind == kind]
         if idx:
-            out[f"{kind}_refused"] = round(sum(conf[i] < answer_at for i in idx) / len(idx), 4)
+            out[f"{kind}_refused"] = round(sum(conf[i] < at[i] for i in idx) / len(idx), 4)
             out[f"{kind}_n"] = len(idx)
     return out
 
@@ -207,27 +232,30 @@ def curve(rows: list[Row], conf: np.ndarray, points: int = 21) -> list[dict[str,
             for t in sorted(set(np.quantile(ans, np.linspace(0.0, 0.3, points)).tolist()))]
 
 
-def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float, span_at: float) -> dict[str, float]:
+def outcomes(rows: list[Row], conf: np.ndarray, answer_at: float | np.ndarray,
+             span_at: float | np.ndarray) -> dict[str, float]:
+    a_at = np.broadcast_to(np.asarray(answer_at, dtype=np.float64), conf.shape)
+    s_at = np.broadcast_to(np.asarray(span_at, dtype=np.float64), conf.shape)
     ans = [i for i, r in enumerate(rows) if r.label == 1 and r.group != "seed"]
     una = [i for i, r in enumerate(rows) if r.kind == "removed"]
     near = [i for i, r in enumerate(rows) if r.kind == "near"]
-    answered = [i for i in ans if conf[i] >= answer_at]
-    spans = [i for i in answered if conf[i] >= span_at]
+    answered = [i for i in ans if conf[i] >= a_at[i]]
+    spans = [i for i in answered if conf[i] >= s_at[i]]
     # sentence shown: the span's sentence when a span is shown, else the sentence reader's
-    hits = sum(rows[i].span_sentence_hit if conf[i] >= span_at else rows[i].sentence_hit for i in answered)
+    hits = sum(rows[i].span_sentence_hit if conf[i] >= s_at[i] else rows[i].sentence_hit for i in answered)
     return {
         "answerable": len(ans),
         "wrongly_refused": round(1 - len(answered) / max(1, len(ans)), 4),
         "unanswerable": len(una),
-        "unanswerable_refused": round(sum(conf[i] < answer_at for i in una) / max(1, len(una)), 4),
+        "unanswerable_refused": round(sum(conf[i] < a_at[i] for i in una) / max(1, len(una)), 4),
         "near_miss": len(near),
-        "near_miss_refused": round(sum(conf[i] < answer_at for i in near) / max(1, len(near)), 4),
+        "near_miss_refused": round(sum(conf[i] < a_at[i] for i in near) / max(1, len(near)), 4),
         "span_shown": round(len(spans) / max(1, len(ans)), 4),
         "span_f1_all": round(sum(rows[i].span_f1 for i in spans) / max(1, len(ans)), 4),
         "span_f1_when_shown": round(sum(rows[i].span_f1 for i in spans) / max(1, len(spans)), 4),
         "reader_span_f1_top": round(float(np.mean([rows[i].span_f1 for i in ans])), 4),
         "sentence_hit": round(hits / max(1, len(ans)), 4),
-        **refused_by_kind(rows, conf, answer_at),
+        **refused_by_kind(rows, conf, a_at),
     }
 
 
@@ -237,7 +265,7 @@ def confidences(cal: Calibration, x: np.ndarray, rows: list[Row]) -> np.ndarray:
 
 
 def cross_fit(rows: list[Row], x: np.ndarray, y: np.ndarray, w: np.ndarray,
-              max_wrong: float) -> tuple[dict[str, float], list[tuple[float, float]]]:
+              max_wrong: float | tuple[float, float]) -> tuple[dict[str, float], list[Thresholds]]:
     """Out-of-sample outcomes: two folds by article, each half decided by a model (and
     thresholds) fitted on the other half and the seed questions."""
     groups = sorted({r.group for r in rows if r.group != "seed"})
@@ -252,11 +280,12 @@ def cross_fit(rows: list[Row], x: np.ndarray, y: np.ndarray, w: np.ndarray,
         cal = Calibration(tuple(coef), bias, tuple(mean), tuple(scale), 0.5, 0.5)
         conf_all = confidences(cal, x, rows)
         sub = [r for r, t in zip(rows, train) if t]
-        a_at, s_at = choose_thresholds(sub, conf_all[train], max_wrong)
-        thresholds.append((a_at, s_at))
+        th = choose_by_language(sub, conf_all[train], max_wrong)
+        thresholds.append(th)
+        a_at, s_at = per_row(rows, th)
         # the test half's outcome under the training half's model and thresholds, coded so that
         # outcomes(..., answer_at=0.5, span_at=1.0) reads it: 0 refuse, 0.5 sentence, 1 span
-        oos[test] = np.where(conf_all[test] >= a_at, 0.5 + 0.5 * (conf_all[test] >= s_at), 0.0)
+        oos[test] = np.where(conf_all[test] >= a_at[test], 0.5 + 0.5 * (conf_all[test] >= s_at[test]), 0.0)
     return outcomes(rows, oos, 0.5, 1.0), thresholds
 
 
@@ -273,7 +302,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed-index", type=Path, default=Path("index"))
     ap.add_argument("--fit-on", choices=("calibration", "validation"), default="calibration",
                     help="which questions of the split to fit on (default: its calibration articles)")
-    ap.add_argument("--max-wrong-refusals", type=float, default=0.035)
+    ap.add_argument("--max-wrong-refusals", type=float, default=0.035,
+                    help="share of answerable Chinese questions the threshold may refuse (in sample)")
+    ap.add_argument("--max-wrong-refusals-latin", type=float, default=0.08,
+                    help="the same for Latin-script (English) questions: the trust issue allows 10%% there")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument("--no-near-miss", dest="near_miss", action="store_false",
                     help="do not make (nor measure) near-miss unanswerable questions")
@@ -356,22 +388,25 @@ def main(argv: list[str] | None = None) -> int:
     w = np.array([0.0 if r.gated or (r.kind == "near" and not args.fit_near_miss) else r.weight for r in rows],
                  dtype=np.float64)
 
-    cross, thresholds = cross_fit(rows, x, y, w, args.max_wrong_refusals)
+    limits = (args.max_wrong_refusals, args.max_wrong_refusals_latin)
+    cross, thresholds = cross_fit(rows, x, y, w, limits)
 
     coef, bias, mean, scale = fit_logistic(x, y, w)
     cal = Calibration(tuple(float(c) for c in coef), bias, tuple(float(m) for m in mean), tuple(float(s) for s in scale), 0.5, 0.5)
     conf = confidences(cal, x, rows)
-    answer_at, span_at = choose_thresholds(rows, conf, args.max_wrong_refusals)
-    cal = Calibration(cal.weights, cal.bias, cal.mean, cal.scale, round(answer_at, 6), round(span_at, 6))
-    fitted = outcomes(rows, conf, answer_at, span_at)
+    th = choose_by_language(rows, conf, limits)
+    (answer_at, span_at), (answer_latin, span_latin) = th[False], th[True]
+    cal = Calibration(cal.weights, cal.bias, cal.mean, cal.scale, round(answer_at, 6), round(span_at, 6),
+                      round(answer_latin, 6), round(span_latin, 6))
+    fitted = outcomes(rows, conf, *per_row(rows, th))
     seed_rows = [(r, c) for r, c in zip(rows, conf) if r.group == "seed"]
-    seed_ok = sum((c >= answer_at) == (r.label == 1) for r, c in seed_rows)
+    seed_ok = sum((c >= th[is_latin(r)][0]) == (r.label == 1) for r, c in seed_rows)
     result = {
         "features": list(FEATURES),
         "gated": {kind: sum(r.gated for r in rows if r.kind == kind) for kind in ("answerable", "near", "removed", "seed")},
         "calibration": cal.to_dict(),
         "cross_fitted": cross,
-        "fold_thresholds": thresholds,
+        "fold_thresholds": [{("latin" if k else "han"): v for k, v in t.items()} for t in thresholds],
         "in_sample": fitted,
         "seed": {"questions": len(seed_rows), "decided_right": int(seed_ok)},
         "curve": curve(rows, conf),

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from rag.ingest.chunking import split_sentences
-from rag.normalize import fold
+from rag.normalize import cjk_share, fold
 from rag.answer.question import parse_question
 from rag.answer.reader import NOT_FOUND, TermCoverage
 from rag.answer.span_edges import trim_span
@@ -33,8 +33,12 @@ from rag.answer.span_features import SpanGuess
 from rag.settings import SpanAnswerSettings
 from rag.types import Answer, Citation, Document, Hit
 
+#: ``latin``: 1 for a question without Han characters. English and Chinese questions differ in
+#: how sure the reader is of right answers (its null scores were trained on SQuAD 2.0's
+#: unanswerable English questions, none Chinese): one calibration over both languages needs to
+#: know which it is deciding (measured: ``training/calibrate_reader.py --drop-feature latin``).
 FEATURES = ("margin", "span_score", "null_score", "best_score", "dense", "bm25", "sentence_found", "sentence_score",
-            "cover_sentence", "cover_near", "missing_word")
+            "cover_sentence", "cover_near", "missing_word", "latin")
 _NEAR = 40  # characters either side of the span whose coverage of the question is "near"
 _NO_SPAN = -20.0  # span score of a candidate sentence the reader finds no span in
 
@@ -46,7 +50,12 @@ class SpanReading(Protocol):
 @dataclass(frozen=True)
 class Calibration:
     """Logistic confidence over :data:`FEATURES`; ``answer_at``: least confidence to answer,
-    ``span_at``: least confidence to also give the span."""
+    ``span_at``: least confidence to also give the span. ``answer_at_latin``/``span_at_latin``:
+    the same for questions without Han characters, when fitted apart (None: the same as
+    Chinese). One threshold over both languages was set by the English answerable questions,
+    the harder to tell from unanswerable ones: with it, DRCD questions asked without their
+    passage were refused 0.59 (cross-fitted) where a threshold of their own refuses more at
+    the same share of wrong refusals (``training/calibrate_reader.py`` reports both)."""
 
     weights: tuple[float, ...]
     bias: float
@@ -54,17 +63,28 @@ class Calibration:
     scale: tuple[float, ...]
     answer_at: float
     span_at: float
+    answer_at_latin: float | None = None
+    span_at_latin: float | None = None
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Calibration":
         if tuple(data.get("features", ())) != FEATURES:
             raise ValueError(f"calibration features {data.get('features')} are not {FEATURES}")
+        latin = data.get("answer_at_latin"), data.get("span_at_latin")
         return cls(tuple(data["weights"]), float(data["bias"]), tuple(data["mean"]), tuple(data["scale"]),
-                   float(data["answer_at"]), float(data["span_at"]))
+                   float(data["answer_at"]), float(data["span_at"]),
+                   None if latin[0] is None else float(latin[0]), None if latin[1] is None else float(latin[1]))
 
     def to_dict(self) -> dict[str, Any]:
         return {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias, "mean": list(self.mean),
-                "scale": list(self.scale), "answer_at": self.answer_at, "span_at": self.span_at}
+                "scale": list(self.scale), "answer_at": self.answer_at, "span_at": self.span_at,
+                "answer_at_latin": self.answer_at_latin, "span_at_latin": self.span_at_latin}
+
+    def thresholds(self, question: str) -> tuple[float, float]:
+        """``(answer_at, span_at)`` for ``question``'s language."""
+        if cjk_share(question) == 0 and self.answer_at_latin is not None:
+            return self.answer_at_latin, self.span_at_latin if self.span_at_latin is not None else self.span_at
+        return self.answer_at, self.span_at
 
     def confidence(self, x: Sequence[float]) -> float:
         z = self.bias + sum(w * (v - m) / s for w, v, m, s in zip(self.weights, x, self.mean, self.scale))
@@ -73,7 +93,7 @@ class Calibration:
 
 # Used until a calibration is fitted: answer on the sentence reader's verdict, span on margin.
 UNCALIBRATED = Calibration(
-    weights=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 0.0), bias=-2.0, mean=(0.0,) * len(FEATURES),
+    weights=(1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0, 0.0, 0.0), bias=-2.0, mean=(0.0,) * len(FEATURES),
     scale=(1.0,) * len(FEATURES), answer_at=0.5, span_at=0.5,
 )
 
@@ -146,12 +166,13 @@ class SpanAnswerer:
         dense = max((h.dense_score for h in hits), default=0.0)
         bm25 = math.log1p(max((h.bm25_score for h in hits), default=0.0))
         s_found = 1.0 if sentence.found else 0.0
+        latin = 0.0 if cjk_share(question) > 0 else 1.0
         best_score = best.score if best is not None else -10.0
         if chosen is None:
             held = candidates[pick].text if candidates[pick].found else ""
             cover = self._cover(question, held)
             return Evidence(None, 0, 0, (-10.0, -10.0, 0.0, best_score, dense, bm25, s_found, sentence.score,
-                                         cover.share, cover.share, cover.missing), sentence=candidates[pick])
+                                         cover.share, cover.share, cover.missing, latin), sentence=candidates[pick])
         hit = top[chosen.passage]
         start, end = trim_span(hit.text, chosen.start, chosen.end)
         # how much of the question the span's sentence, and the text right around the span, state
@@ -164,7 +185,7 @@ class SpanAnswerer:
         cover = self._cover(question, held)
         near = self._cover(question, hit.text[max(0, start - _NEAR) : end + _NEAR])
         feats = (chosen.score - chosen.null_score, chosen.score, chosen.null_score, best_score, dense, bm25, s_found,
-                 sentence.score, cover.share, near.share, cover.missing)
+                 sentence.score, cover.share, near.share, cover.missing, latin)
         overall = None
         if inside and best is not None and best is not chosen:
             b_hit = top[best.passage]
@@ -193,7 +214,8 @@ class SpanAnswerer:
         if ev.sentence is not None:
             sentence = ev.sentence
         conf = self.calibration.confidence(ev.features)
-        if conf < self.calibration.answer_at:
+        answer_at, span_at = self.calibration.thresholds(question)
+        if conf < answer_at:
             return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))
         has_span = ev.hit is not None and ev.end > ev.start
         if sentence.found:
@@ -204,7 +226,7 @@ class SpanAnswerer:
                 # the reader is far surer of a span in another sentence of the same document:
                 # quote that one (the sentence reader's choice of document is the more reliable)
                 return self._sentence_of_span(question, ev.overall, conf, hits,
-                                              with_span=conf >= self.calibration.span_at)
+                                              with_span=conf >= span_at)
             typed = sentence.span_citation
             if typed is not None and sentence.span is not None and (
                     not has_span or (ev.hit is not None and typed.source == ev.hit.source
@@ -216,7 +238,7 @@ class SpanAnswerer:
                 # not the reader's 260个).
                 return Answer(question, True, sentence.text, sentence.span, round(conf, 4), sentence.citations,
                               typed, sentence.passages)
-            if has_span and ev.inside and conf >= self.calibration.span_at:
+            if has_span and ev.inside and conf >= span_at:
                 assert ev.hit is not None
                 holder = next(c for c in sentence.citations if c.source == ev.hit.source
                               and c.start <= ev.start and ev.end <= c.end)
@@ -229,7 +251,7 @@ class SpanAnswerer:
         if not has_span:
             return Answer(question, False, NOT_FOUND, None, round(conf, 4), (), None, tuple(hits))
         # the sentence reader found nothing, the span reader is confident: its span and sentence
-        return self._sentence_of_span(question, ev, conf, hits, with_span=conf >= self.calibration.span_at)
+        return self._sentence_of_span(question, ev, conf, hits, with_span=conf >= span_at)
 
     def _unit_only_in(self, question: str, typed: str, ev: Evidence) -> bool:
         unit = parse_question(question).unit
