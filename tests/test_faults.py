@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import rag
+from fault_corpus import BASE, NEW, fill
 from fault_workers import context, hold_lock, write_index
 from rag.errors import IndexCorruptError
 from rag.index.writer import IndexWriter
@@ -32,25 +33,8 @@ from rag.index.store import FAULT_STEPS, LOCK, POINTER, VERSION_MARKER, current_
 
 ROOT = Path(__file__).resolve().parent.parent
 QUERIES = ["前三季度规模以上工业增加值同比增长多少？", "When was the bridge built?", "library opening hours", "高技术制造业"]
-
-BASE = {
-    "article.txt": "前三季度，全国规模以上工业增加值同比增长5.8%。工业投资连续八个月保持两位数增长。高技术制造业增长较快。",
-    "bridge.txt": "The old bridge was built in 1890 by engineers from the city. It is 300 metres long.",
-    "library.md": "The city library opens at 9 am and closes at 6 pm on weekdays. It was founded in 1921.",
-    "weather.txt": "今年夏天雨水偏多，气温比常年偏高一度左右。",
-}
 OLD = dict(BASE)
-NEW = {k: v for k, v in BASE.items() if k != "library.md"}
-NEW["bridge.txt"] = "The old bridge was rebuilt in 1990 after the flood. It is 320 metres long now."
-NEW["museum.txt"] = "The museum opens at 10 am on Sundays and the library opens at 8 am on Saturdays."
-NEW["article.txt"] = BASE["article.txt"] + "高技术制造业增加值同比增长8.9%。"
 
-
-def fill(folder: Path, docs: dict[str, str]) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for name, text in docs.items():
-        (folder / name).write_text(text, encoding="utf-8")
 
 
 def fingerprint(index: Path) -> str:

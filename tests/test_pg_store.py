@@ -29,6 +29,7 @@ except ImportError as exc:  # the pg extra is not installed: skipped, except in 
     pytest.skip(f"psycopg is not installed (pip install -e '.[pg]'): {exc}", allow_module_level=True)
 
 import rag
+from fault_corpus import BASE, NEW, fill
 from pg_server import PgServer, free_port, wait_for
 from pg_workers import context, hold_lock, write_index
 from rag.cli import main as cli
@@ -47,24 +48,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "docs" / "000_7acc4ff99040d81b.txt"
 QUERIES = ["前三季度规模以上工业增加值同比增长多少？", "When was the bridge built?", "library opening hours", "高技术制造业",
            "赵志国", "museum on Sundays"]
-BASE = {
-    "article.txt": "前三季度，全国规模以上工业增加值同比增长5.8%。工业投资连续八个月保持两位数增长。高技术制造业增长较快。",
-    "bridge.txt": "The old bridge was built in 1890 by engineers from the city. It is 300 metres long.",
-    "library.md": "The city library opens at 9 am and closes at 6 pm on weekdays. It was founded in 1921.",
-    "weather.txt": "今年夏天雨水偏多，气温比常年偏高一度左右。",
-}
-NEW = {k: v for k, v in BASE.items() if k != "library.md"}
-NEW["bridge.txt"] = "The old bridge was rebuilt in 1990 after the flood. It is 320 metres long now."
-NEW["museum.txt"] = "The museum opens at 10 am on Sundays and the library opens at 8 am on Saturdays."
-NEW["article.txt"] = BASE["article.txt"] + "高技术制造业增加值同比增长8.9%。"
 
 
-def fill(folder: Path, docs: dict[str, str]) -> Path:
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    for name, text in docs.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
 
 
 def ranking(qa: rag.QA, mode: str | None = None) -> list[list[tuple[str, int, int]]]:

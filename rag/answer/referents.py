@@ -177,6 +177,10 @@ def person_of(turn: Turn) -> str | None:
         if span:
             inside = zh_names(span) if is_chinese(span) else en_names(" " + span) or [span]
             return inside[0] if inside else span
+        if turn.answer.found:  # no short answer: the person its quote names ("…總工程師趙志國表示")
+            text = turn.answer.text
+            named = zh_names(text) if is_chinese(text) else en_names(" " + text)
+            return named[0] if named else None
         return None
     names = [n for n in zh_names(q) + en_names(q) if _mentioned(n, turn.answer)]
     return _as_quoted(names[0], turn.answer) if names else None
