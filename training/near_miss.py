@@ -10,7 +10,12 @@ tests that. Used to calibrate refusals (``python -m training.calibrate_reader``)
 training articles only, as "no answer" examples for the reader
 (``python -m training.train_reader --near-miss``).
 
-The swap is made in matching form (Simplified, lower case): users ask in Simplified too.
+English questions get the same treatment with their Latin words: a proper noun of the question
+(capitalised where it is not the first word), a year or number, or a common noun (told by its
+ending), swapped for one of the same kind from another article's question. SQuAD 2.0's real
+unanswerables are mostly of this shape (an entity or date the paragraph does not have).
+
+A Chinese swap is made in matching form (Simplified, lower case): users ask in Simplified too.
 """
 
 from __future__ import annotations
@@ -27,11 +32,45 @@ from rag.normalize import fold
 _HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]+")
 _NOUN_FLAGS = ("n", "nr", "nrt", "nrfg", "ns", "nt", "nz", "nl", "ng", "vn")
 _WH = re.compile(r"多少|几|哪|什么|甚么|谁|何")
+_LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]|\d{2,}")
+# the question words and auxiliaries that STOPWORDS keeps for retrieval's sake
+_NOUN_ENDINGS = ("tion", "sion", "ment", "ness", "ity", "ism", "ance", "ence", "ship", "ist", "ure", "ogy")
+_LATIN_SKIP = frozenset("about after before during there which would could should while other".split())
 
 
 def _kind(flag: str) -> str:
     """Swaps stay within a kind: a person for a person, a place for a place."""
     return "person" if flag.startswith("nr") else flag if flag in ("ns", "nt") else "noun"
+
+
+def latin_words(question: str) -> dict[str, str]:
+    """The swappable Latin words of ``question`` (as written, before folding), lower-cased, and
+    their kinds: ``proper`` (capitalised, not the first word), ``number`` (a year or figure), or
+    ``noun`` (a lower-case word of 6+ letters with a noun's ending: without a tagger, the ending
+    keeps a swap grammatical, "approval rating" -> "inflation rating", not "confused rating")."""
+    out: dict[str, str] = {}
+    for i, m in enumerate(_LATIN_WORD.finditer(question)):
+        w = m.group(0)
+        low = w.lower()
+        if low in STOPWORDS or low in _LATIN_SKIP:
+            continue
+        if w.isdigit():
+            out.setdefault(low, "number")
+        elif w[0].isupper() and i > 0:
+            out.setdefault(low, "proper")
+        elif len(w) >= 6 and low.endswith(_NOUN_ENDINGS):
+            out.setdefault(low, "noun")
+    return out
+
+
+def swappable(question: str) -> dict[str, tuple[str, str]]:
+    """Han nouns and Latin words of ``question`` (any form): matching form -> (kind, as written)."""
+    found = {w: (k, w) for w, k in nouns(fold(question)).items()}
+    for m in _LATIN_WORD.finditer(question):
+        kind = latin_words(question).get(m.group(0).lower())
+        if kind is not None:
+            found.setdefault(fold(m.group(0)), ("latin-" + kind, m.group(0)))
+    return found
 
 
 def nouns(text: str) -> dict[str, str]:
@@ -58,7 +97,7 @@ class NearMisses:
         for article, text in passages:
             self.article_text.setdefault(article, []).append(fold(text))
         self.all_passages = [p for ps in self.article_text.values() for p in dict.fromkeys(ps)]
-        self.pool = [(a, w, k) for a, q in questions for w, k in nouns(fold(q)).items()]
+        self.pool = [(a, w, k, surface) for a, q in questions for w, (k, surface) in swappable(q).items()]
         self._count: dict[str, int] = {}
 
     def _passages_with(self, word: str) -> int:
@@ -71,17 +110,23 @@ class NearMisses:
         matching form, or None when it has no noun to swap."""
         text, gold_f = fold(question), fold(gold)
         own = "\n".join(self.article_text.get(article, [gold_f]))
-        found = nouns(text)
+        found = swappable(question)
         mentioned = [w for w in found if w in gold_f]
         if not mentioned:
             return None
         # the most specific: the noun fewest passages of the whole set mention
         target = min(mentioned, key=lambda w: (self._passages_with(w), -len(w)))
-        options = [w for a, w, k in self.pool if a != article and k == found[target]
-                   and abs(len(w) - len(target)) <= 1 and w not in own and w not in text]
+        kind, surface = found[target]
+        options = [(w, o) for a, w, k, o in self.pool if a != article and k == kind
+                   and (kind.startswith("latin") or abs(len(w) - len(target)) <= 1)
+                   and w not in own and w not in text]
         if not options:
             return None
-        return text.replace(target, self.rng.choice(options), 1)
+        word, written = self.rng.choice(options)
+        if kind.startswith("latin"):
+            # Latin questions keep their case (the reader's vocabulary is cased)
+            return re.sub(rf"(?<![A-Za-z0-9]){re.escape(surface)}(?![A-Za-z0-9])", lambda _: written, question, count=1)
+        return text.replace(target, word, 1)
 
 
 def near_miss_questions(eval_set: EvalSet, questions: Sequence[EvalQuestion],

@@ -83,9 +83,9 @@ def parse_counts(text: str) -> dict[str, int]:
 
 
 def near_miss_examples(train: Sequence[Example], share: float, seed: int) -> list[Example]:
-    """Unanswerable twins of a ``share`` of the Chinese training questions (``near_miss.py``:
+    """Unanswerable twins of a ``share`` of the training questions, both languages (``near_miss.py``:
     a key noun swapped for one from another training article's question)."""
-    zh = [e for e in train if e.language == "zh" and e.answers]
+    zh = [e for e in train if e.answers]
     if share <= 0 or not zh:
         return []
     from training.near_miss import NearMisses
@@ -251,7 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--first-layer", type=int, default=0, help="layers below this stay frozen (0: train all)")
     ap.add_argument("--neg-rate", type=float, default=0.3, help="share of answer-free windows kept as 'no answer'")
-    ap.add_argument("--near-miss", type=float, default=0.08, help="Chinese near-miss twins of this share of questions")
+    ap.add_argument("--near-miss", type=float, default=0.08, help="near-miss twins (a key word swapped) of this share of questions, both languages")
     ap.add_argument("--off-passage", type=float, default=0.08,
                     help="this share of questions also asked of another paragraph of their article that lacks the answer")
     ap.add_argument("--precision", choices=rag_precision.PRECISIONS[:2], default=None,
