@@ -69,3 +69,35 @@ def test_chunk_terms_reuse_a_vocabulary_and_check_their_arrays():
         ChunkTerms(np.array([0, 9], np.int32), np.array([0, 2]), ("a",)).check()
     with pytest.raises(ValueError):
         ChunkTerms(np.array([0], np.int32), np.array([0, 3]), ("a",)).check()
+
+
+def test_score_matrix_is_bm25s_own_matrix():
+    """The batched NumPy builder gives bm25s's matrix: same structure, same float32 scores,
+    across batch boundaries, repeated terms and empty chunks."""
+    import bm25s
+
+    import rag.index.lexical as lexical
+
+    rng = np.random.default_rng(3)
+    rows = [list(rng.integers(0, 40, size=int(rng.integers(0, 30)))) for _ in range(300)]
+    rows[5] = []
+    rows[6] = []
+    rows[299] = []
+    texts = [" ".join(f"w{t}" for t in r) for r in rows]
+    old = lexical._SCORE_BATCH
+    lexical._SCORE_BATCH = 64  # several batches
+    try:
+        ours = BM25Index.fit_tokens([tokenize(t) for t in texts])
+    finally:
+        lexical._SCORE_BATCH = old
+    reference = bm25s.BM25()
+    vocab = ours._bm25.vocab_dict
+    empty = vocab[lexical.EMPTY_TERM]
+    ids = [[vocab[w] for w in tokenize(t)] or [empty] for t in texts]
+    reference.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False, create_empty_token=False)
+    for key in ("indptr", "indices"):
+        assert np.array_equal(ours._bm25.scores[key], reference.scores[key]), key
+    assert ours._bm25.scores["data"].dtype == np.float32
+    assert np.allclose(ours._bm25.scores["data"], reference.scores["data"], rtol=1e-6, atol=0)
+    for q in (["w1", "w7"], ["w3"], [lexical.EMPTY_TERM]):
+        assert np.allclose(ours._bm25.get_scores(q), reference.get_scores(q), rtol=1e-6)

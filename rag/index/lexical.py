@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -140,25 +141,62 @@ def chunk_terms(texts: Iterable[str]) -> ChunkTerms:
     return builder.build()
 
 
-class _Rows(Sequence[list[int]]):
-    """Chunks' term ids as bm25s reads them (a list of ints per document), made one row at a
-    time so that all of them never exist as Python ints at once; an empty chunk gets
-    :data:`EMPTY_TERM`."""
+#: chunks whose (term, chunk) pairs are counted at once by :func:`score_matrix`
+_SCORE_BATCH = 4096
 
-    def __init__(self, terms: ChunkTerms, empty: int) -> None:
-        self._terms = terms
-        self._empty = [empty]
 
-    def __len__(self) -> int:
-        return len(self._terms)
+def _pairs(ids: np.ndarray, starts: np.ndarray, lengths: np.ndarray, start: int, end: int, remap: np.ndarray,
+           empty: int) -> tuple[np.ndarray, ...]:
+    """The distinct (term, chunk) pairs of chunks ``start:end``, ordered by term then chunk:
+    (terms after ``remap``, chunks, term frequencies). An empty chunk has ``empty`` once."""
+    n = end - start
+    counts = lengths[start:end]
+    seg = remap[ids[starts[start]:starts[end]]].astype(np.int64)
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    if not counts.all():
+        gaps = np.flatnonzero(counts == 0)
+        seg = np.concatenate([seg, np.full(len(gaps), empty, dtype=np.int64)])
+        rows = np.concatenate([rows, gaps])
+    keys, tf = np.unique(seg * n + rows, return_counts=True)
+    return keys // n, keys % n + start, tf
 
-    def __getitem__(self, i):  # type: ignore[override]
-        row = self._terms.row(i).tolist()
-        return row or self._empty
 
-    def __iter__(self) -> Iterator[list[int]]:
-        for i in range(len(self._terms)):
-            yield self[i]
+def score_matrix(terms: ChunkTerms, remap: np.ndarray, n_vocab: int, empty: int, k1: float,
+                 b: float) -> dict[str, Any]:
+    """bm25s's "lucene" score matrix (CSC over terms: ``data``, ``indices``, ``indptr``,
+    ``num_docs``) of ``terms``, whose ids ``remap`` turns into the matrix's ``n_vocab`` columns
+    (an empty chunk holds the term ``empty``, as bm25s does it), made in batches of
+    :data:`_SCORE_BATCH` chunks with NumPy. ``bm25s.BM25.index`` builds the same matrix from
+    Python lists and sets per chunk and COO copies: at 100k chunks its peak was 870 MiB above
+    the terms themselves; this one's is the matrix plus a batch (``benchmarks/bench_scale.py``).
+    Same arithmetic as bm25s (float64 term-frequency part, float32 idf and scores), so the
+    scores are bm25s's (tested)."""
+    ids, starts = terms.ids, terms.offsets
+    lengths = np.diff(starts)
+    n_docs = len(lengths)
+    batches = [(s, min(s + _SCORE_BATCH, n_docs)) for s in range(0, n_docs, _SCORE_BATCH)]
+    df = np.zeros(n_vocab, dtype=np.int64)
+    for s, e in batches:
+        df += np.bincount(_pairs(ids, starts, lengths, s, e, remap, empty)[0], minlength=n_vocab)
+    with np.errstate(divide="ignore"):
+        idf = np.log(1 + (n_docs - df + 0.5) / (df + 0.5)).astype(np.float32)
+    idf[df == 0] = 0
+    indptr = np.zeros(n_vocab + 1, dtype=np.int64)
+    np.cumsum(df, out=indptr[1:])
+    data = np.empty(int(indptr[-1]), dtype=np.float32)
+    indices = np.empty(int(indptr[-1]), dtype=np.int32)
+    cursor = indptr[:-1].copy()
+    doc_len = np.maximum(lengths, 1)
+    avg = float(doc_len.mean()) if n_docs else 1.0
+    for s, e in batches:
+        cols, rows, tf = _pairs(ids, starts, lengths, s, e, remap, empty)
+        present, run_start, run_len = np.unique(cols, return_index=True, return_counts=True)
+        dest = cursor[cols] + (np.arange(len(cols)) - np.repeat(run_start, run_len))
+        cursor[present] += run_len
+        tfc = tf / (k1 * ((1 - b) + b * doc_len[rows] / avg) + tf)
+        data[dest] = (idf[cols].astype(np.float64) * tfc).astype(np.float32)
+        indices[dest] = rows
+    return {"data": data, "indices": indices, "indptr": indptr, "num_docs": n_docs}
 
 
 @dataclass(frozen=True)
@@ -198,12 +236,13 @@ class BM25Index:
         used = np.flatnonzero(counts)
         dense = np.full(len(terms.vocabulary), -1, dtype=np.int32)
         dense[used] = np.arange(len(used), dtype=np.int32)
-        remapped = ChunkTerms(dense[terms.ids] if len(terms.ids) else terms.ids, terms.offsets, ())
         vocab = {terms.vocabulary[t]: i for i, t in enumerate(used.tolist())}
         empty = vocab.setdefault(EMPTY_TERM, len(vocab))
         retriever = bm25s.BM25()
-        corpus = bm25s.tokenization.Tokenized(ids=_Rows(remapped, empty), vocab=vocab)  # type: ignore[arg-type]
-        retriever.index(corpus, show_progress=False, create_empty_token=False)
+        retriever.scores = score_matrix(terms, dense, len(vocab), empty, retriever.k1, retriever.b)
+        retriever.vocab_dict = vocab
+        retriever.unique_token_ids_set = set(vocab.values())
+        retriever.nonoccurrence_array = None  # lucene BM25 has none
         return cls(retriever, len(terms))
 
     def document_frequency(self, term: str) -> int:
