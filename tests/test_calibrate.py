@@ -73,3 +73,23 @@ def test_refit_from_rows_writes_a_calibration_that_refuses_near_misses(tmp_path:
     measured = json.loads(out2.read_text(encoding="utf-8"))["cross_fitted"]
     assert measured["near_miss"] == 120 and 0.0 <= measured["near_miss_refused"] <= 1.0
     assert json.loads((reader / "reader.json").read_text(encoding="utf-8")) == card
+
+
+def test_the_threshold_keeps_a_margin_below_the_least_confident_seed_question() -> None:
+    """A seed dev question decides the threshold with room to spare: placed at its confidence,
+    the precision's rounding decided it (answered in bf16, refused in float32)."""
+    import numpy as np
+
+    from rag.answer.span_answer import FEATURES
+
+    zero = tuple(0.0 for _ in FEATURES)
+    rows = [cal.Row(f"q{i}", "a", "answerable", 1, zero, 0.8, True, True, True, 1.0) for i in range(20)]
+    rows.append(cal.Row("s", "seed", "seed", 1, zero, 1.0, True, True, True, 5.0))
+    conf = np.array([0.5 + 0.02 * i for i in range(20)] + [0.0896])
+    answer_at, _ = cal.choose_thresholds(rows, conf, 0.05)
+    assert answer_at < 0.0896
+    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
+    assert logit(0.0896) - logit(answer_at) >= cal.SEED_MARGIN - 1e-6
+    # without seed questions the threshold is the answerable questions' own
+    answer_at, _ = cal.choose_thresholds(rows[:-1], conf[:-1], 0.05)
+    assert abs(answer_at - 0.52) < 1e-5
