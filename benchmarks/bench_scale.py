@@ -93,11 +93,11 @@ class Stats:
 # ---------------------------------------------------------------------------- corpus
 
 
-def _eval_sets(paths: Sequence[Path]) -> list[EvalSet]:
+def eval_sets(paths: Sequence[Path]) -> list[EvalSet]:
     return [load_eval_set(p) for p in paths]
 
 
-def _sentence_pool(sets: Sequence[EvalSet]) -> list[str]:
+def sentence_pool(sets: Sequence[EvalSet]) -> list[str]:
     pool: list[str] = []
     for es in sets:
         for p in es.passages:
@@ -166,13 +166,14 @@ class StageClock:
 
 def phase_build(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import rag
+    from rag.encoder.torch_threads import usable_cores
     from rag.index.embedding import load_embedder
     from rag.index.store import current_version
     from rag.settings import IndexSettings
 
     settings = IndexSettings()
-    sets = _eval_sets(args.data)
-    pool_sentences = _sentence_pool(sets)
+    sets = eval_sets(args.data)
+    pool_sentences = sentence_pool(sets)
     t0 = time.perf_counter()
     docs = synthesize(pool_sentences, args.size, settings, args.seed)
     synth_s = time.perf_counter() - t0
@@ -196,6 +197,7 @@ def phase_build(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "chars": sum(len(t) for _, t in docs),
         "model": embedder.name,
         "precision": manifest["precision"],
+        "threads": usable_cores(),
         "model_load_s": round(load_s, 3),
         "synthesize_s": round(synth_s, 3),
         "build_wall_s": round(wall, 3),
@@ -243,7 +245,7 @@ def phase_query(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     import rag
 
     index_dir = work / f"index-{args.size}"
-    questions = _questions(_eval_sets(args.data), args.queries, args.seed)
+    questions = _questions(eval_sets(args.data), args.queries, args.seed)
     rss0 = _rss_mib()
     t0 = time.perf_counter()
     qa = rag.load(index_dir)

@@ -13,8 +13,9 @@ Read, each at the moment it is asked for (so a change of the environment counts)
   ``--port`` (read by :func:`rag.ui.app.resolve_address` from :func:`variables`).
 
 Set, only where not set already: the Hugging Face libraries' offline and quiet flags before a
-model loads (:func:`set_offline_defaults`), and Gradio's analytics flag in the chat program
-(:func:`set_app_defaults`). Child processes get :func:`child_environment`.
+model loads (:func:`set_offline_defaults`), Gradio's analytics flag in the chat program
+(:func:`set_app_defaults`), and oneDNN's kernel cache size before the encoders run
+(``ONEDNN_PRIMITIVE_CACHE_CAPACITY``, :func:`set_kernel_cache_default`). Child processes get :func:`child_environment`.
 
 Settings proper (chunking, retrieval, reader thresholds) are in :mod:`rag.settings`, never in
 the environment.
@@ -32,6 +33,7 @@ READER_DIR = "RAG_READER_DIR"
 HUB_OFFLINE = "HF_HUB_OFFLINE"
 SERVER_NAME = "GRADIO_SERVER_NAME"
 SERVER_PORT = "GRADIO_SERVER_PORT"
+KERNEL_CACHE = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
 
 #: Set (where unset) before a Hugging Face library loads a model: offline, no telemetry, quiet.
 OFFLINE_DEFAULTS: Mapping[str, str] = {
@@ -96,6 +98,12 @@ def set_offline_defaults() -> None:
 def set_app_defaults() -> None:
     """:data:`APP_DEFAULTS`, where not set already (the chat program, at its start)."""
     _set_defaults(APP_DEFAULTS)
+
+
+def set_kernel_cache_default(entries: int) -> None:
+    """``ONEDNN_PRIMITIVE_CACHE_CAPACITY=entries``, where not set already (oneDNN reads it once,
+    when it first compiles a kernel: :data:`rag.encoder.torch_threads.KERNEL_CACHE_ENTRIES`)."""
+    _set_defaults({KERNEL_CACHE: str(entries)})
 
 
 def child_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -22,7 +22,7 @@ from rag.settings import (IndexSettings, Settings, SpanAnswerSettings, WindowSet
 from rag.answer.conversation import Conversation, Turn, mentions, names_someone_else
 from rag.answer.decision import consider, decide
 from rag.answer.span_answer import SpanAnswerer
-from rag.index.folder_store import open_store
+from rag.index.folder_store import FolderStore, open_store
 from rag.index.store import Manifest
 from rag.index.store_api import Store
 from rag.types import Answer, Document, Hit, IndexInfo, Progress
@@ -99,7 +99,8 @@ class QA:
     defaults (:mod:`rag.settings`), ``windows`` those of the span reader's model card once
     :func:`load` has loaded one."""
 
-    def __init__(self, index_dir: Path, stored: "object", embedder: Embedder, span: SpanAnswerer | None = None) -> None:
+    def __init__(self, index_dir: Path | str, stored: "object", embedder: Embedder, span: SpanAnswerer | None = None) -> None:
+        """``index_dir``: the index folder, or a database index's URL (password masked)."""
         from rag.index.store import StoredIndex
 
         assert isinstance(stored, StoredIndex)
@@ -239,7 +240,7 @@ def load(
         )
     if reader is None:
         reader = "span" if isinstance(embedder, (SentenceTransformerEmbedder, E5Embedder)) else "sentence"
-    qa = QA(Path(store.location), stored, embedder)
+    qa = QA(Path(store.location) if isinstance(store, FolderStore) else store.location, stored, embedder)
     if reader == "span":
         qa.span, windows = _span_answerer(embedder, stored.documents, qa.reader, qa.settings.span)
         qa.settings = dataclasses.replace(qa.settings, windows=windows)

@@ -52,3 +52,23 @@ def test_this_machines_support_is_described() -> None:
     support = precision.cpu_support()
     assert isinstance(support.describe(), str) and support.describe()
     assert precision.detect() in ("bf16", "float32")
+
+
+def test_cast_linear_packed_weights_give_the_plain_linears_output() -> None:
+    import torch
+
+    from rag.encoder.bert import CastLinear, packed_weight
+
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(64, 96)
+    layer = CastLinear(plain, torch.bfloat16)
+    if layer._packed is None:  # this torch or CPU has no oneDNN bf16 path: the plain one runs
+        assert packed_weight(layer.weight, layer.bias) is None
+    for shape in ((1, 64), (13, 64), (2, 7, 64)):
+        x = torch.randn(*shape)
+        with torch.inference_mode():
+            got = layer(x)
+            want = torch.nn.functional.linear(x.to(torch.bfloat16), layer.weight, layer.bias).float()
+        assert got.dtype == torch.float32 and got.shape == want.shape
+        assert torch.equal(got, want)
+    assert packed_weight(plain.weight, plain.bias) is None  # float32 weights are not packed

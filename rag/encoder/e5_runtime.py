@@ -27,6 +27,7 @@ import numpy as np
 from rag.encoder import precision as rag_precision
 from rag.errors import ModelError
 from rag.encoder.torch_threads import threads_for, torch_threads
+from rag.encoder.batching import TOKEN_BUDGET, token_batches
 
 
 class E5Tokenizer:
@@ -141,13 +142,12 @@ class E5Embedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         prompt = self._prompts.get(kind, "")
         prompted = [prompt + t for t in texts]
-        # batches as sentence-transformers forms them (longest text first, same sort), so that
-        # the int8 activation scales, which depend on the batch, are the same too
-        order = [int(i) for i in np.argsort([-len(t) for t in texts])]
+        # the batches index builds form (rag.encoder.batching, by the texts' own tokens), so
+        # that a text gets the same padding, and in int8 the same activation scales, as there
+        lengths = [len(r) for r in self.tokenizer(list(texts), truncation=True)["input_ids"]]
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with torch_threads(threads_for(len(texts))):
-            for b in range(0, len(order), self.batch_size):
-                idx = order[b : b + self.batch_size]
+            for idx in token_batches(lengths, self.batch_size, TOKEN_BUDGET):
                 ids, mask = self.tokenizer.batch([prompted[i] for i in idx])
                 with torch.inference_mode():  # bf16: the Linear weights are bf16 already (cast_linears)
                     m = torch.from_numpy(mask)

@@ -42,8 +42,8 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument(
         "--index",
         default=None,
-        help="index folder: for JSON lines the index to ask (default: index); for SQuAD "
-        "where to build it (default: a temporary folder)",
+        help="index folder or postgresql:// URL: for JSON lines the index to ask (default: index); "
+        "for SQuAD where to build it (default: a temporary folder)",
     )
     p.add_argument(
         "--reuse-index",

@@ -18,10 +18,15 @@ The work is split by job: :mod:`~rag.evaluation.gold` (matching hits against gol
 (per-question scores and per-mode aggregates), :mod:`~rag.evaluation.results` (the result
 dataclasses) and :mod:`~rag.evaluation.miss_report` (the misses file). This module picks and
 builds the index and runs every mode (:func:`run_eval`).
+
+The index is a folder or a ``postgresql://`` (``postgres://``) URL, for either kind of set
+(built into, reused, or asked); the result names a database by its URL with any password
+masked (``***``).
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -36,6 +41,7 @@ from rag.evaluation.progress import BuildProgress
 from rag.evaluation.protocol import QALike
 from rag.evaluation.results import EvalResult, IndexSummary
 from rag.evaluation.runner import run_mode
+from rag.index.pg_schema import is_database_url, masked
 from rag.settings import check_k
 
 __all__ = [
@@ -46,10 +52,21 @@ __all__ = [
 COMPARE_MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
 
 
+def _location(index: str | os.PathLike[str]) -> str | Path:
+    """A database URL as given (a :class:`~pathlib.Path` would fold its ``//``), else a folder."""
+    return index if isinstance(index, str) and is_database_url(index) else Path(index)
+
+
+def _shown(index: str | Path) -> str:
+    """``index`` as the result and messages name it: a database URL with any password masked."""
+    return masked(index) if isinstance(index, str) and is_database_url(index) else str(index)
+
+
 @contextmanager
-def _index_folder(index_dir: str | Path | None) -> Iterator[Path]:
-    if index_dir is not None:
-        yield Path(index_dir)
+def _index_location(index: str | Path | None) -> Iterator[str | Path]:
+    """Where to build the index: ``index`` (a folder or a database URL), else a temporary folder."""
+    if index is not None:
+        yield _location(index)
         return
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
         yield Path(tmp) / "index"
@@ -83,11 +100,11 @@ def run_eval(
 ) -> EvalResult:
     """Evaluate ``eval_set`` in each of ``modes``.
 
-    ``index``: for a set with passages (SQuAD), the folder to build the index in (a temporary
-    one when ``None``; an index already there is updated incrementally, re-embedding only
-    changed passages, unless ``full_build``), or with ``reuse_index=True`` a folder already
-    built from this set, used as is; for
-    a set without passages (JSON lines), the existing index folder (default ``"index"``) or a
+    ``index``: for a set with passages (SQuAD), the folder or ``postgresql://`` URL to build the
+    index in (a temporary folder when ``None``; an index already there is updated
+    incrementally, re-embedding only changed passages, unless ``full_build``), or with
+    ``reuse_index=True`` an index already built from this set, used as is; for a set without
+    passages (JSON lines), the existing index (a folder or URL, default ``"index"``) or a
     loaded QA object. ``model`` names the embedding model of a build. ``limit`` evaluates the
     first ``limit`` questions only (every passage is still indexed). ``k`` is the retrieval
     depth of recall/MRR; ``ask_k`` the number of passages ``ask`` reads.
@@ -108,28 +125,28 @@ def run_eval(
     import rag
 
     if not eval_set.has_corpus:
-        folder = Path(index if index is not None else "index")
-        qa = rag.load(str(folder))
-        summary = _existing_index_summary(qa, folder)
+        where = _location(index if index is not None else "index")
+        qa = rag.load(where)
+        summary = _existing_index_summary(qa, _shown(where))
         return _evaluate(subset, qa, summary, modes, k, ask_k, report_path, progress, t_start)
 
-    with _index_folder(index) as folder:
+    with _index_location(index) as where:
         if reuse_index:
-            qa = rag.load(str(folder))
-            _check_reused(qa, folder, eval_set)
-            summary = _existing_index_summary(qa, folder)
+            qa = rag.load(where)
+            _check_reused(qa, _shown(where), eval_set)
+            summary = _existing_index_summary(qa, _shown(where))
         else:
             t0 = time.perf_counter()
             cpu0 = time.process_time()
             with BuildProgress(progress) as on_progress:
-                writer = rag.IndexWriter(str(folder), model=model, progress=on_progress)
+                writer = rag.IndexWriter(where, model=model, progress=on_progress)
                 info = writer.add_texts([(p.source, p.text) for p in eval_set.passages], replace_all=True,
                                         full=full_build).info
             wall = time.perf_counter() - t0
             cpu = time.process_time() - cpu0
-            qa = rag.load(str(folder))
+            qa = rag.load(where)
             summary = IndexSummary(
-                path=str(folder) if index is not None else None,
+                path=_shown(where) if index is not None else None,
                 model=info.model,
                 documents=info.documents,
                 chunks=info.chunks,
@@ -141,10 +158,10 @@ def run_eval(
         return _evaluate(subset, qa, summary, modes, k, ask_k, report_path, progress, t_start)
 
 
-def _existing_index_summary(qa: object, folder: Path) -> IndexSummary:
+def _existing_index_summary(qa: object, where: str) -> IndexSummary:
     manifest = getattr(qa, "manifest", None)
     return IndexSummary(
-        path=str(folder),
+        path=where,
         model=getattr(manifest, "model", None),
         documents=len(getattr(manifest, "indexed", getattr(manifest, "documents", ())))
         if manifest is not None
@@ -156,12 +173,12 @@ def _existing_index_summary(qa: object, folder: Path) -> IndexSummary:
     )
 
 
-def _check_reused(qa: QALike, folder: Path, eval_set: EvalSet) -> None:
+def _check_reused(qa: QALike, where: str, eval_set: EvalSet) -> None:
     sources = qa.sources()
     expected = {p.source for p in eval_set.passages}
     if set(sources) != expected:
         raise RagError(
-            f"{folder}: the index holds {len(sources)} document(s), not the {len(expected)} "
+            f"{where}: the index holds {len(sources)} document(s), not the {len(expected)} "
             f"passages of {eval_set.name}: build it again (leave out --reuse-index)"
         )
 

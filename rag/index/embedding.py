@@ -20,7 +20,8 @@ from rag.errors import ModelError, ModelWeightsError
 from rag.encoder.names import E5_SMALL, MINILM
 from rag.encoder.precision import check as check_precision
 from rag.encoder.precision import choose as choose_precision
-from rag.encoder.torch_threads import threads_for, torch_threads
+from rag.encoder.batching import TOKEN_BUDGET, token_batches
+from rag.encoder.torch_threads import threads_for, torch_threads, usable_cores
 
 Kind = Literal["query", "passage"]
 
@@ -55,6 +56,8 @@ class SentenceTransformerEmbedder:
         self.name = name
         self._model = model
         self.batch_size = batch_size
+        #: padded tokens per forward pass (:func:`token_batches`)
+        self.token_budget = TOKEN_BUDGET
         self.precision = check_precision(precision)
         if self.precision == "bf16":
             import torch
@@ -78,16 +81,27 @@ class SentenceTransformerEmbedder:
     def encode(self, texts: Sequence[str], *, kind: Kind, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         with torch_threads(threads_for(len(texts))):
-            vecs = self._model.encode(  # type: ignore[attr-defined]
-                list(texts),
-                batch_size=self.batch_size,
-                prompt_name=self._prompt_names.get(kind),
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=progress,
-            )
-        return np.ascontiguousarray(vecs, dtype=np.float32)
+            for rows in token_batches(self._token_lengths(texts), self.batch_size, self.token_budget):
+                vecs = self._model.encode(  # type: ignore[attr-defined]
+                    [texts[i] for i in rows],
+                    batch_size=len(rows),
+                    prompt_name=self._prompt_names.get(kind),
+                    normalize_embeddings=True,
+                    convert_to_numpy=True,
+                    show_progress_bar=progress,
+                )
+                out[rows] = vecs
+        return out
+
+    def _token_lengths(self, texts: Sequence[str]) -> list[int]:
+        tok = getattr(self._model, "tokenizer", None)
+        limit = int(getattr(self._model, "max_seq_length", None) or 512)
+        if tok is None:  # not a transformers model: characters stand in for tokens
+            return [min(len(t), limit) for t in texts]
+        ids = tok(list(texts), add_special_tokens=True, truncation=True, max_length=limit)["input_ids"]
+        return [len(row) for row in ids]
 
     def visibility(self, texts: Sequence[str]) -> np.ndarray:
         tok = self._model.tokenizer  # type: ignore[attr-defined]
@@ -232,7 +246,7 @@ def load_embedder(
         import torch
         from sentence_transformers import SentenceTransformer
 
-        torch.set_num_threads(max(1, os.cpu_count() or 1))
+        torch.set_num_threads(usable_cores())
         if canon == MINILM:
             model = SentenceTransformer(str(_minilm_path()), device="cpu", local_files_only=True)
         elif canon == E5_SMALL:

@@ -93,8 +93,8 @@ def chunk_vectors(
             fresh[s:s + len(batch)] = emb.encode(batch, kind="passage")
             fresh_vis[s:s + len(batch)] = [round(float(w), 6) for w in emb.visibility(batch)]
             release_freed_memory()  # the batch's activations (rag.index.heap)
+            release_model_pages()  # the word-embedding rows it looked up (rag.index.heap)
         progress("embed", len(need), len(need))
-        release_model_pages()  # idle until the next build or question (rag.index.heap)
     new_vis: dict[str, float] = {}
     if need_visibility and reuse:
         assert emb is not None

@@ -68,7 +68,8 @@ def index_status(
     files, _ = collect_paths(paths) if paths else ([], [])
     on_disk = {source_name(f): f for f in files}
     store = open_store(index_dir)
-    name = store.location if store is index_dir else str(index_dir)
+    # a folder as the caller wrote it; a database by its store's location, password masked
+    name = str(index_dir) if isinstance(store, FolderStore) and store is not index_dir else store.location
     warning = None
     try:
         if verify:

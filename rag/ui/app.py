@@ -6,6 +6,10 @@ Gradio's file route), uploads capped at 5 MB a file and 20 files a request (othe
 16 MB: :mod:`rag.ui.http_limits`), uploads never added deleted after an hour, Gradio's
 ``/monitoring`` off unless ``--monitoring``, one index write at a time.
 
+``--index`` is a folder or a ``postgresql://`` (``postgres://``) URL; the terminal names a
+database by its URL with any password masked (put the password in ``PGPASSWORD`` or
+``~/.pgpass``: a command line is visible to other users of the machine).
+
 This module is the program's front end, so it prints (progress while building, where the chat
 is served, errors in one line); the modules it calls never do.
 """
@@ -33,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Chat with your documents: extractive answers with citations (Gradio UI).",
     )
     p.add_argument("--docs", default="docs", help="folder of documents to index (default: docs)")
-    p.add_argument("--index", default="index", help="index folder (default: index)")
+    p.add_argument("--index", default="index",
+                   help="index folder, or a postgresql://user@host:port/db URL (password in PGPASSWORD or "
+                        "~/.pgpass, not the URL) (default: index)")
     p.add_argument("--uploads", default="uploads", help="folder where uploaded documents are kept (default: uploads)")
     p.add_argument("--model", default=None,
                    help="embedding model for building the index (default: the index's, or multilingual-e5-small)")
@@ -76,19 +82,22 @@ def run(argv: Sequence[str] | None = None) -> int:
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    docs, index, uploads = Path(args.docs), Path(args.index), Path(args.uploads)
+    docs, uploads = Path(args.docs), Path(args.uploads)
     if not docs.is_dir():
         print(f"error: {docs}: no such folder of documents (run from the project folder, or give --docs DIR)",
               file=sys.stderr)
         return 1
     t0 = time.perf_counter()
     try:
-        from rag.ui.service import QAService
+        from rag.ui.service import QAService, index_location
         from rag.ui.startup import ensure_index
 
+        index = index_location(args.index)  # a folder, or a postgresql:// URL kept as given
         service = QAService(index, docs, uploads, model=args.model)
         sources = service.source_paths()
-        print(f"Checking the index in {index} against {', '.join(str(s) for s in sources)} …", file=sys.stderr)
+        # service.location: a database URL with its password masked
+        print(f"Checking the index in {service.location} against {', '.join(str(s) for s in sources)} …",
+              file=sys.stderr)
         result = ensure_index(index, sources, args.model, progress=progress_printer(sys.stderr, indent="  "))
         if result.plan.rebuild:
             print(f"Built the index ({result.plan.reason}): {result.documents} document(s), {result.chunks} "
@@ -121,7 +130,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
     from rag.ui.http_limits import RequestLimits
 
-    blocked = [str(p.resolve()) for p in (index, uploads, docs)]
+    blocked = [str(p.resolve()) for p in (index, uploads, docs) if isinstance(p, Path)]  # a database: no folder
     demo.queue(max_size=256, default_concurrency_limit=1)
     try:
         _, local_url, _ = demo.launch(
@@ -184,10 +193,11 @@ def _report_when_loaded(service: Any, t0: float) -> None:
     threading.Thread(target=watch, name="rag-ui-load-report", daemon=True).start()
 
 
-def _default_mode(index: Path) -> str:
+def _default_mode(index: Path | str) -> str:
+    """The retrieval mode the index was built for (a folder or a database URL); hybrid when unreadable."""
     try:
-        from rag.index.folder_store import FolderStore
+        from rag.index.folder_store import open_store
 
-        return FolderStore(index).manifest()[0].settings.mode
+        return open_store(index).manifest()[0].settings.mode
     except RagError:
         return "hybrid"

@@ -12,6 +12,12 @@
   index, then removed from it; the file is kept, and the start-up sync does not add it back).
   Restoring it clears the record and adds the file again. The record is changed first and put
   back when the index write fails, so the record always says what the next sync will do.
+* The index is a folder or a ``postgresql://`` (``postgres://``) URL (:func:`index_location`);
+  everything above works the same on both, except excluding: the record of excluded documents
+  is a file beside a folder index, and a database index keeps none (the writer's sync reads it
+  from a folder only). On a database the chat therefore offers only uploads for removal; a
+  file of the documents folder leaves the index when it leaves the folder (at the next start).
+  Messages name a database by its URL with any password masked (:func:`shown_location`).
 * Progress is the library's one callback, ``(stage, done, total)`` (:class:`rag.types.Progress`):
   the writer's stages, and around them :data:`STAGES` of the service's own. The chat's
   progress bar adapts it (:func:`rag.ui.handlers.progress_bar`).
@@ -21,6 +27,7 @@ Library code: nothing here prints.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +38,7 @@ from typing import Any
 from rag.encoder.e5_runtime import E5Embedder
 from rag.index.embedding import Embedder, load_embedder
 from rag.index.exclusions import Exclusion, exclude, read_exclusions, restore
+from rag.index.pg_schema import is_database_url, masked
 from rag.index.writer import IndexWriter
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
@@ -47,6 +55,26 @@ STAGES = ("check", "model", "load", "done")
 
 class ServiceNotReady(RagError):
     """The index is still loading, or loading it failed."""
+
+
+def index_location(index: str | os.PathLike[str]) -> Path | str:
+    """Where an index is, as the UI keeps it: a ``postgresql://`` / ``postgres://`` URL as given
+    (a :class:`~pathlib.Path` would fold its ``//`` and mangle it), anything else as a folder."""
+    if isinstance(index, str) and is_database_url(index):
+        return index
+    return Path(index)
+
+
+def shown_location(index: str | os.PathLike[str]) -> str:
+    """An index location as messages and logs show it: a database URL with any password masked
+    (``***``), a folder as its path."""
+    return masked(index) if isinstance(index, str) and is_database_url(index) else str(index)
+
+
+#: why a database index cannot exclude a file of the documents folder
+_NO_RECORD = ("a database index keeps no record of excluded documents (that record is a file beside a folder "
+              "index), so the next start would index it again: remove the file from the documents folder "
+              "instead, and the next start drops it from the index")
 
 
 @dataclass(frozen=True)
@@ -157,8 +185,12 @@ def _warm_up(qa: QA) -> None:
 class QAService:
     """Holds the current :class:`QA` and serialises index writes."""
 
-    def __init__(self, index_dir: Path, docs_dir: Path, uploads_dir: Path, *, model: str | None = None) -> None:
-        self.index_dir = Path(index_dir)
+    def __init__(self, index_dir: str | os.PathLike[str], docs_dir: str | os.PathLike[str],
+                 uploads_dir: str | os.PathLike[str], *, model: str | None = None) -> None:
+        #: the index: a folder (a Path) or a database URL (the str as given, :func:`index_location`)
+        self.index_dir: Path | str = index_location(index_dir)
+        #: the index as messages name it (a database URL's password masked)
+        self.location = shown_location(self.index_dir)
         self.docs_dir = Path(docs_dir)
         self.uploads_dir = Path(uploads_dir)
         self.model = model
@@ -168,6 +200,11 @@ class QAService:
         self._swap_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writer_embedder: Embedder | None = None
+
+    @property
+    def index_folder(self) -> Path | None:
+        """The index folder; None for a database index (which keeps no record of excluded documents)."""
+        return self.index_dir if isinstance(self.index_dir, Path) else None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -264,7 +301,7 @@ class QAService:
             doc = qa.document(rec.source)
             docs.append(DocumentOverview(rec.source, rec.chunks, len(doc.text), rec.encoding, doc.report))
         return IndexOverview(
-            index_dir=str(self.index_dir), version=qa.version_path.name, model=m.model, created=m.created,
+            index_dir=self.location, version=qa.version_path.name, model=m.model, created=m.created,
             build_seconds=m.build_seconds, chunks=m.chunks, mode=qa.settings.index.mode, documents=tuple(docs),
         )
 
@@ -299,8 +336,10 @@ class QAService:
 
     def removable(self) -> list[str]:
         """The documents the chat may remove: every indexed one. Uploads (files in the uploads
-        folder, :meth:`is_upload`) are deleted; the documents folder's files are excluded and kept."""
-        return list(self.current().sources())
+        folder, :meth:`is_upload`) are deleted; the documents folder's files are excluded and kept.
+        On a database index, which keeps no record of excluded documents, only the uploads."""
+        sources = list(self.current().sources())
+        return sources if self.index_folder is not None else [s for s in sources if self.is_upload(s)]
 
     def is_upload(self, source: str) -> bool:
         """``source`` is a file the chat saved in the uploads folder."""
@@ -339,7 +378,10 @@ class QAService:
                                                    "before removing it")
             path = self._upload_file(source)
             if path is None:
-                return self._exclude(qa, source)
+                folder = self.index_folder
+                if folder is None:
+                    return RemoveResult(source, False, f"{source} was not removed: {_NO_RECORD}")
+                return self._exclude(qa, folder, source)
             try:
                 IndexWriter(self.index_dir, embedder=qa.embedder).remove([source])
                 new_qa = load(self.index_dir, embedder=qa.embedder)
@@ -349,34 +391,39 @@ class QAService:
             path.unlink(missing_ok=True)
             return RemoveResult(source, True, None, len(new_qa.sources()), new_qa.chunk_count)
 
-    def _exclude(self, qa: QA, source: str) -> RemoveResult:
+    def _exclude(self, qa: QA, folder: Path, source: str) -> RemoveResult:
         sha = next((r.sha256 for r in qa.manifest.documents if r.source == source), "")
         try:
-            exclude(self.index_dir, [Exclusion(source, sha)])
+            exclude(folder, [Exclusion(source, sha)])
         except RagError as exc:
             return RemoveResult(source, False, f"the index was not changed: {exc}")
         try:
             IndexWriter(self.index_dir, embedder=qa.embedder).remove([source])
             new_qa = load(self.index_dir, embedder=qa.embedder)
         except Exception as exc:  # noqa: BLE001 - any failure: the record is put back, the index is as it was
-            return RemoveResult(source, False, f"the index was not changed: {_reason(exc)}{self._unrecord(source)}")
+            return RemoveResult(source, False, f"the index was not changed: {_reason(exc)}"
+                                               f"{self._unrecord(folder, source)}")
         self._swap(new_qa)
         return RemoveResult(source, True, None, len(new_qa.sources()), new_qa.chunk_count, excluded=True)
 
-    def _unrecord(self, source: str) -> str:
+    def _unrecord(self, folder: Path, source: str) -> str:
         """Take ``source`` off the record again after a failed removal; what went wrong, if anything."""
         try:
-            restore(self.index_dir, [source])
+            restore(folder, [source])
         except RagError as exc:
             return f" (and the record of excluded documents could not be put back: {exc})"
         return ""
 
     def excluded(self) -> tuple[ExcludedDocument, ...]:
-        """The documents-folder files taken out of the index, oldest first. Raises
-        :class:`rag.index.exclusions.ExclusionRecordError` when the record is unreadable."""
+        """The documents-folder files taken out of the index, oldest first (none on a database
+        index, which keeps no record). Raises :class:`rag.index.exclusions.ExclusionRecordError`
+        when the record is unreadable."""
+        folder = self.index_folder
+        if folder is None:
+            return ()
         return tuple(ExcludedDocument(e.source, e.excluded_at, self._docs_file(e.source) is not None
                                       or Path(e.source).is_file())
-                     for e in read_exclusions(self.index_dir))
+                     for e in read_exclusions(folder))
 
     def restore_document(self, source: str, progress: Progress | None = None) -> RestoreResult:
         """Index an excluded file of the documents folder again and clear its record; the chat
@@ -385,13 +432,17 @@ class QAService:
         report: Progress = progress or _silent
         with self._write_lock:
             qa = self.current()
-            entry = next((e for e in read_exclusions(self.index_dir) if e.source == source), None)
+            folder = self.index_folder
+            if folder is None:
+                return RestoreResult(source, False, f"{source} is not excluded: a database index keeps no record "
+                                                    "of excluded documents")
+            entry = next((e for e in read_exclusions(folder) if e.source == source), None)
             if entry is None:
                 return RestoreResult(source, False, f"{source} is not excluded")
             path = self._docs_file(source)
             if path is None and Path(source).is_file():
                 path = Path(source)
-            restore(self.index_dir, [source])
+            restore(folder, [source])
             if path is None:
                 return RestoreResult(source, True, None, len(qa.sources()), qa.chunk_count,
                                      note=f"{source} is no longer in the documents folder: nothing was indexed, "
@@ -404,7 +455,7 @@ class QAService:
                 new_qa = load(self.index_dir, embedder=qa.embedder)
             except Exception as exc:  # noqa: BLE001 - any failure: it stays excluded, the index as it was
                 try:
-                    exclude(self.index_dir, [entry])
+                    exclude(folder, [entry])
                 except RagError as again:
                     return RestoreResult(source, False, f"the index was not changed: {_reason(exc)} (and the record "
                                                         f"of excluded documents could not be put back: {again})")

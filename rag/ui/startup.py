@@ -8,10 +8,17 @@ the Documents tab) are neither "new" nor a reason to build: the sync leaves them
 that the index still holds (a removal cut short) is a reason to sync, which drops it. An
 unreadable record raises :class:`rag.index.exclusions.ExclusionRecordError` (naming the file)
 before anything is written.
+
+The index is a folder or a ``postgresql://`` (``postgres://``) URL (:func:`rag.ui.service.index_location`);
+the check and the sync are the same on both, except that a database index keeps no record of
+excluded documents (the record is a file beside a folder index, and the writer's sync reads it
+from a folder only): there every file of the documents folder is synced, and a file leaves the
+index when it leaves the folder (the chat offers only uploads for removal there).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +31,7 @@ from rag.index.status import IndexStatus, index_status
 from rag.index.writer import IndexWriter
 from rag.pipeline import QA, load
 from rag.types import Progress
+from rag.ui.service import index_location
 
 
 @dataclass(frozen=True)
@@ -49,19 +57,21 @@ class StartupResult:
     excluded: tuple[str, ...] = ()
 
 
-def plan_startup(index_dir: Path, sources: Sequence[Path], model: str | None) -> StartupPlan:
-    """Rebuild when the index is missing, stale against ``sources``, or built with another
-    model than the one asked for. Without ``model``, a rebuild keeps the index's model.
-    Excluded files are not counted as new or changed; one still indexed counts as a change."""
-    status = index_status(index_dir, list(sources))
-    excluded = excluded_sources(index_dir) if Path(index_dir).is_dir() else frozenset()
+def plan_startup(index_dir: str | os.PathLike[str], sources: Sequence[Path], model: str | None) -> StartupPlan:
+    """Rebuild when the index (a folder or a database URL) is missing, stale against
+    ``sources``, or built with another model than the one asked for. Without ``model``, a
+    rebuild keeps the index's model. Excluded files (a folder index's record) are not counted
+    as new or changed; one still indexed counts as a change."""
+    index = index_location(index_dir)
+    status = index_status(index, list(sources))
+    excluded = excluded_sources(index) if isinstance(index, Path) and index.is_dir() else frozenset()
     still: list[str] = []
     if excluded:
         status = replace(status, new=tuple(s for s in status.new if s not in excluded),
                          changed=tuple(s for s in status.changed if s not in excluded))
         if status.exists:
             try:
-                indexed = {r.source for r in FolderStore(index_dir).manifest()[0].documents}
+                indexed = {r.source for r in FolderStore(index).manifest()[0].documents}
             except IndexError_:
                 indexed = set()
             still = sorted(excluded & indexed)
@@ -84,21 +94,23 @@ def plan_startup(index_dir: Path, sources: Sequence[Path], model: str | None) ->
 
 
 def ensure_index(
-    index_dir: Path, sources: Sequence[Path], model: str | None, progress: Progress | None = None
+    index_dir: str | os.PathLike[str], sources: Sequence[Path], model: str | None, progress: Progress | None = None
 ) -> StartupResult:
-    """Bring the index in step with ``sources`` when :func:`plan_startup` says so (only new or
-    changed documents are embedded; another model means a full rebuild). When it builds, the loaded QA object
-    is returned too, so that nothing loads twice."""
-    plan = plan_startup(index_dir, sources, model)
+    """Bring the index (a folder or a database URL) in step with ``sources`` when
+    :func:`plan_startup` says so (only new or changed documents are embedded; another model
+    means a full rebuild). When it builds, the loaded QA object is returned too, so that
+    nothing loads twice."""
+    index = index_location(index_dir)
+    plan = plan_startup(index, sources, model)
     if not plan.rebuild:
         return StartupResult(plan, None, plan.status.documents, plan.status.chunks, 0.0, (), plan.excluded)
     from rag.index.embedding import E5_SMALL, load_embedder
 
     embedder = load_embedder(plan.model)
-    report = IndexWriter(index_dir, model=plan.model, embedder=embedder, progress=progress).sync(list(sources))
+    report = IndexWriter(index, model=plan.model, embedder=embedder, progress=progress).sync(list(sources))
     # the packaged e5 answers on its plain-torch runtime, which the span reader shares; any
     # other model keeps answering with the one it built with
-    qa = load(index_dir, embedder=None if canonical_name(plan.model) == E5_SMALL else embedder)
+    qa = load(index, embedder=None if canonical_name(plan.model) == E5_SMALL else embedder)
     info = report.info
     return StartupResult(plan, qa, info.documents, info.chunks, info.seconds, tuple(str(e) for e in report.errors),
                          plan.excluded)
