@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def index_args(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--index", default="index", help="index folder (default: index)")
+        p.add_argument("--index", default="index", help="index folder or postgresql:// URL (default: index)")
         p.add_argument("--model", default=None, help="embedding model name or path (default: the index's)")
         p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -260,13 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("remove", help="remove documents from the index by source name, path or folder")
     r.add_argument("sources", nargs="+", help="source names as the index records them, paths, or folders")
-    r.add_argument("--index", default="index", help="index folder (default: index)")
+    r.add_argument("--index", default="index", help="index folder or postgresql:// URL (default: index)")
     r.add_argument("--json", action="store_true", help="print JSON")
     r.set_defaults(func=_cmd_remove)
 
     st = sub.add_parser("status", help="what the index holds, and which files are new, changed or removed")
     st.add_argument("paths", nargs="*", help="files or folders to compare with the index")
-    st.add_argument("--index", default="index", help="index folder (default: index)")
+    st.add_argument("--index", default="index", help="index folder or postgresql:// URL (default: index)")
     st.add_argument("--verify", action="store_true", help="check every index file against its checksum")
     st.add_argument("--json", action="store_true", help="print JSON")
     st.set_defaults(func=_cmd_status)

@@ -21,16 +21,14 @@ from pathlib import Path
 
 import pytest
 
-try:
-    import psycopg
-except ImportError as exc:  # the pg extra is not installed: skipped, except in CI, where it fails
-    if os.environ.get("CI", "").lower() == "true":
-        raise
-    pytest.skip(f"psycopg is not installed (pip install -e '.[pg]'): {exc}", allow_module_level=True)
+from pg_server import PgServer, free_port, require_psycopg, wait_for
+
+require_psycopg()
+
+import psycopg  # noqa: E402 - after the check above
 
 import rag
 from fault_corpus import BASE, NEW, fill
-from pg_server import PgServer, free_port, wait_for
 from pg_workers import context, hold_lock, write_index
 from rag.cli import main as cli
 from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexLockedError, NotAnIndexError

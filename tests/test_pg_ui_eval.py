@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import sys
 import types
 from contextlib import redirect_stderr, redirect_stdout
@@ -18,14 +17,9 @@ from typing import Any
 
 import pytest
 
-try:
-    import psycopg  # noqa: F401 - the pg extra
-except ImportError as exc:  # the pg extra is not installed: skipped, except in CI, where it fails
-    if os.environ.get("CI", "").lower() == "true":
-        raise
-    pytest.skip(f"psycopg is not installed (pip install -e '.[pg]'): {exc}", allow_module_level=True)
+from pg_server import PgServer, require_psycopg
 
-from pg_server import PgServer
+require_psycopg()
 
 import rag
 from rag.cli import main as cli
