@@ -96,6 +96,20 @@ def test_the_location_is_a_url_as_given_or_a_folder(db: str, tmp_path: Path) -> 
     assert str(Path(url)) != url  # what Path does to a URL (folds "//"): the reason for all this
 
 
+def test_the_documents_tab_says_what_removal_does_on_a_database(db: str, tmp_path: Path) -> None:
+    import gradio as gr
+
+    from rag.ui.layout import REMOVE_HELP_DATABASE, REMOVE_HELP_FOLDER, build_blocks
+
+    def texts(svc: QAService) -> list[str]:
+        return [str(b.value) for b in build_blocks(svc).blocks.values() if isinstance(b, gr.Markdown)]
+
+    on_db = texts(QAService(with_password(db), tmp_path / "docs", tmp_path / "uploads"))
+    assert REMOVE_HELP_DATABASE in on_db and REMOVE_HELP_FOLDER not in on_db
+    on_folder = texts(QAService(tmp_path / "index", tmp_path / "docs", tmp_path / "uploads"))
+    assert REMOVE_HELP_FOLDER in on_folder and REMOVE_HELP_DATABASE not in on_folder
+
+
 def test_the_chat_starts_answers_and_takes_uploads_on_a_database(
     db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -239,6 +239,18 @@ def _discard_uploads(paths: Sequence[str] | None) -> None:
             pass
 
 
+#: The Documents tab's removal help: a folder index records exclusions, a database index does not
+#: (:meth:`rag.ui.service.QAService.remove_document` refuses a documents-folder file there).
+REMOVE_HELP_FOLDER = ("### Remove a document · 删除文档\nA document added here is removed and its file deleted. "
+                      "A file of the documents folder is *excluded*: it leaves the index, the file stays where it "
+                      "is, and the next start does not index it again (restore it below). 文档文件夹中的文件只会"
+                      "被排除，文件本身保留。")
+REMOVE_HELP_DATABASE = ("### Remove a document · 删除文档\nA document added here is removed and its file deleted. "
+                        "This index is a database, which keeps no list of excluded files: to drop a file of the "
+                        "documents folder, delete it there, and the next start removes it from the index. "
+                        "数据库索引不记录排除的文件：请删除文档文件夹中的文件。")
+
+
 def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: Sequence[str] = handlers.EXAMPLES,
                  delete_cache: tuple[int, int] | None = UPLOAD_CACHE) -> gr.Blocks:
     def ask(question: str, k: int = handlers.K_DEFAULT, mode: Mode = default_mode,  # type: ignore[assignment]
@@ -391,10 +403,7 @@ def build_blocks(service: QAService, *, default_mode: str = "hybrid", examples: 
                 add_btn = gr.Button("Add to the index · 加入索引", variant="primary", elem_id="rag-add")
                 add_status = gr.HTML(elem_id="rag-add-status")
                 add_result = gr.JSON(visible=False)
-                gr.Markdown("### Remove a document · 删除文档\nA document added here is removed and its file deleted. "
-                            "A file of the documents folder is *excluded*: it leaves the index, the file stays where it "
-                            "is, and the next start does not index it again (restore it below). 文档文件夹中的文件只会"
-                            "被排除，文件本身保留。")
+                gr.Markdown(REMOVE_HELP_FOLDER if service.index_folder is not None else REMOVE_HELP_DATABASE)
                 with gr.Row(equal_height=True):
                     to_remove = gr.Dropdown(choices=[], value=None, label="Document · 文档",
                                             elem_id="rag-remove-choice", scale=4, min_width=200,
