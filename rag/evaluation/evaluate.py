@@ -26,7 +26,6 @@ masked (``***``).
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -41,7 +40,7 @@ from rag.evaluation.progress import BuildProgress
 from rag.evaluation.protocol import QALike
 from rag.evaluation.results import EvalResult, IndexSummary
 from rag.evaluation.runner import run_mode
-from rag.index.pg_schema import is_database_url, masked
+from rag.index.folder_store import index_location, shown_location
 from rag.settings import check_k
 
 __all__ = [
@@ -52,21 +51,11 @@ __all__ = [
 COMPARE_MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
 
 
-def _location(index: str | os.PathLike[str]) -> str | Path:
-    """A database URL as given (a :class:`~pathlib.Path` would fold its ``//``), else a folder."""
-    return index if isinstance(index, str) and is_database_url(index) else Path(index)
-
-
-def _shown(index: str | Path) -> str:
-    """``index`` as the result and messages name it: a database URL with any password masked."""
-    return masked(index) if isinstance(index, str) and is_database_url(index) else str(index)
-
-
 @contextmanager
 def _index_location(index: str | Path | None) -> Iterator[str | Path]:
     """Where to build the index: ``index`` (a folder or a database URL), else a temporary folder."""
     if index is not None:
-        yield _location(index)
+        yield index_location(index)
         return
     with tempfile.TemporaryDirectory(prefix="rag-eval-") as tmp:
         yield Path(tmp) / "index"
@@ -125,16 +114,16 @@ def run_eval(
     import rag
 
     if not eval_set.has_corpus:
-        where = _location(index if index is not None else "index")
+        where = index_location(index if index is not None else "index")
         qa = rag.load(where)
-        summary = _existing_index_summary(qa, _shown(where))
+        summary = _existing_index_summary(qa, shown_location(where))
         return _evaluate(subset, qa, summary, modes, k, ask_k, report_path, progress, t_start)
 
     with _index_location(index) as where:
         if reuse_index:
             qa = rag.load(where)
-            _check_reused(qa, _shown(where), eval_set)
-            summary = _existing_index_summary(qa, _shown(where))
+            _check_reused(qa, shown_location(where), eval_set)
+            summary = _existing_index_summary(qa, shown_location(where))
         else:
             t0 = time.perf_counter()
             cpu0 = time.process_time()
@@ -146,7 +135,7 @@ def run_eval(
             cpu = time.process_time() - cpu0
             qa = rag.load(where)
             summary = IndexSummary(
-                path=_shown(where) if index is not None else None,
+                path=shown_location(where) if index is not None else None,
                 model=info.model,
                 documents=info.documents,
                 chunks=info.chunks,

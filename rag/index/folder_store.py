@@ -83,4 +83,22 @@ def open_store(index: str | os.PathLike[str] | Store, *, read_url: str | None = 
     return FolderStore(index)
 
 
-__all__ = ["FolderStore", "open_store"]
+def index_location(index: str | os.PathLike[str]) -> Path | str:
+    """Where an index is, kept in its own form: a ``postgresql://`` / ``postgres://`` URL as
+    given (a :class:`~pathlib.Path` would fold its ``//``), anything else as a folder."""
+    from rag.index.pg_schema import is_database_url
+
+    if isinstance(index, str) and is_database_url(index):
+        return index
+    return Path(index)
+
+
+def shown_location(index: str | os.PathLike[str]) -> str:
+    """An index location as messages, results and logs show it: a database URL with any
+    password masked (``***``), a folder as its path."""
+    from rag.index.pg_schema import is_database_url, masked
+
+    return masked(index) if isinstance(index, str) and is_database_url(index) else str(index)
+
+
+__all__ = ["FolderStore", "index_location", "open_store", "shown_location"]

@@ -89,7 +89,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return 1
     t0 = time.perf_counter()
     try:
-        from rag.ui.service import QAService, index_location
+        from rag.index.folder_store import index_location
+        from rag.ui.service import QAService
         from rag.ui.startup import ensure_index
 
         index = index_location(args.index)  # a folder, or a postgresql:// URL kept as given

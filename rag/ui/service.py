@@ -12,12 +12,12 @@
   index, then removed from it; the file is kept, and the start-up sync does not add it back).
   Restoring it clears the record and adds the file again. The record is changed first and put
   back when the index write fails, so the record always says what the next sync will do.
-* The index is a folder or a ``postgresql://`` (``postgres://``) URL (:func:`index_location`);
+* The index is a folder or a ``postgresql://`` (``postgres://``) URL (:func:`rag.index.folder_store.index_location`);
   everything above works the same on both, except excluding: the record of excluded documents
   is a file beside a folder index, and a database index keeps none (the writer's sync reads it
   from a folder only). On a database the chat therefore offers only uploads for removal; a
   file of the documents folder leaves the index when it leaves the folder (at the next start).
-  Messages name a database by its URL with any password masked (:func:`shown_location`).
+  Messages name a database by its URL with any password masked (:func:`rag.index.folder_store.shown_location`).
 * Progress is the library's one callback, ``(stage, done, total)`` (:class:`rag.types.Progress`):
   the writer's stages, and around them :data:`STAGES` of the service's own. The chat's
   progress bar adapts it (:func:`rag.ui.handlers.progress_bar`).
@@ -38,7 +38,7 @@ from typing import Any
 from rag.encoder.e5_runtime import E5Embedder
 from rag.index.embedding import Embedder, load_embedder
 from rag.index.exclusions import Exclusion, exclude, read_exclusions, restore
-from rag.index.pg_schema import is_database_url, masked
+from rag.index.folder_store import index_location, shown_location
 from rag.index.writer import IndexWriter
 from rag.errors import DocumentError, RagError
 from rag.pipeline import QA, clean_file, load
@@ -55,20 +55,6 @@ STAGES = ("check", "model", "load", "done")
 
 class ServiceNotReady(RagError):
     """The index is still loading, or loading it failed."""
-
-
-def index_location(index: str | os.PathLike[str]) -> Path | str:
-    """Where an index is, as the UI keeps it: a ``postgresql://`` / ``postgres://`` URL as given
-    (a :class:`~pathlib.Path` would fold its ``//`` and mangle it), anything else as a folder."""
-    if isinstance(index, str) and is_database_url(index):
-        return index
-    return Path(index)
-
-
-def shown_location(index: str | os.PathLike[str]) -> str:
-    """An index location as messages and logs show it: a database URL with any password masked
-    (``***``), a folder as its path."""
-    return masked(index) if isinstance(index, str) and is_database_url(index) else str(index)
 
 
 #: why a database index cannot exclude a file of the documents folder

@@ -9,7 +9,7 @@ that the index still holds (a removal cut short) is a reason to sync, which drop
 unreadable record raises :class:`rag.index.exclusions.ExclusionRecordError` (naming the file)
 before anything is written.
 
-The index is a folder or a ``postgresql://`` (``postgres://``) URL (:func:`rag.ui.service.index_location`);
+The index is a folder or a ``postgresql://`` (``postgres://``) URL (:func:`rag.index.folder_store.index_location`);
 the check and the sync are the same on both, except that a database index keeps no record of
 excluded documents (the record is a file beside a folder index, and the writer's sync reads it
 from a folder only): there every file of the documents folder is synced, and a file leaves the
@@ -31,7 +31,7 @@ from rag.index.status import IndexStatus, index_status
 from rag.index.writer import IndexWriter
 from rag.pipeline import QA, load
 from rag.types import Progress
-from rag.ui.service import index_location
+from rag.index.folder_store import index_location
 
 
 @dataclass(frozen=True)
