@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -111,24 +112,28 @@ class ChunkTerms:
 
 class TermsBuilder:
     """Collects chunks' terms as ids, growing a vocabulary (started from an earlier index's, so
-    that its chunks' ids stay valid and can be reused without re-tokenising)."""
+    that its chunks' ids stay valid and can be reused without re-tokenising).
+
+    The ids go straight into one growing int32 buffer, which :meth:`build` hands over without a
+    copy: at 100k chunks (28M terms) a list of per-chunk arrays joined at the end held the
+    terms twice, 110 MiB more at the build's high-water mark (``benchmarks/README.md``)."""
 
     def __init__(self, vocabulary: Sequence[str] = ()) -> None:
         self._vocab: dict[str, int] = {t: i for i, t in enumerate(vocabulary)}
-        self._rows: list[np.ndarray] = []
+        self._ids = array("i")
+        self._offsets = array("q", [0])
 
     def encode(self, terms: Iterable[str]) -> np.ndarray:
         vocab = self._vocab
         return np.fromiter((vocab.setdefault(t, len(vocab)) for t in terms), dtype=np.int32)
 
     def append(self, ids: np.ndarray) -> None:
-        self._rows.append(ids)
+        self._ids.frombytes(np.ascontiguousarray(ids, dtype=np.int32).tobytes())
+        self._offsets.append(len(self._ids))
 
     def build(self) -> ChunkTerms:
-        lengths = np.fromiter((len(r) for r in self._rows), dtype=np.int64, count=len(self._rows))
-        offsets = np.zeros(len(self._rows) + 1, dtype=np.int64)
-        np.cumsum(lengths, out=offsets[1:])
-        ids = np.concatenate(self._rows).astype(np.int32, copy=False) if self._rows else np.zeros(0, np.int32)
+        ids = np.frombuffer(self._ids, dtype=np.int32) if len(self._ids) else np.zeros(0, np.int32)
+        offsets = np.frombuffer(self._offsets, dtype=np.int64)
         vocabulary = tuple(sorted(self._vocab, key=self._vocab.__getitem__))
         return ChunkTerms(ids, offsets, vocabulary)
 

@@ -152,9 +152,7 @@ def chunk_tokens(texts: list[str], prev: StoredIndex | None, progress: Progress)
         if i % 256 == 0:
             progress("bm25", i, len(texts))
         ids = known.get(t)
-        if ids is None:
-            ids = known[t] = builder.encode(tokenize(t))
-        builder.append(ids)
+        builder.append(ids if ids is not None else builder.encode(tokenize(t)))  # new rows are not kept twice
     progress("bm25", len(texts), len(texts))
     terms = builder.build()
     release_freed_memory()  # the per-chunk rows and the tokeniser's strings (rag.index.heap)
