@@ -99,7 +99,17 @@ class ReaderSettings:
     best sentence's chunk must cover; ``max_missing``: share of the question's word weight that
     may be missing from the whole corpus; ``min_dense``: cosine for cross-language answers;
     ``w_name``: added, across languages, to a sentence per Chinese name of the question (in
-    pinyin) that it holds in Han characters."""
+    pinyin) that it holds in Han characters.
+
+    The rules below can each be turned off, so that ``benchmarks/bench_rules.py`` measures what
+    each does for the answers (its figures are in README.md, "Rules of the answer path"):
+    ``w_kind`` / ``kind_penalty``: added to / taken from a sentence's score when the question
+    wants a figure, date or ordinal and the sentence has / lacks one it does not already state;
+    ``typed_spans``: the sentence reader places a short answer itself (a figure, date or ordinal
+    by pattern, a Chinese name between the question's anchor words); ``typed_neighbour``: the
+    figure a question wants may come from the sentence next to the best one, both cited;
+    ``pinyin_gate``: across languages, a question naming a Chinese person in pinyin whom no Han
+    name of the corpus reads as is refused."""
 
     min_coverage: float = 0.15
     max_missing: float = 0.3
@@ -111,6 +121,11 @@ class ReaderSettings:
     w_rank: float = 0.2
     w_novelty: float = 0.1
     w_name: float = 0.1
+    w_kind: float = 0.08
+    kind_penalty: float = 0.1
+    typed_spans: bool = True
+    typed_neighbour: bool = True
+    pinyin_gate: bool = True
 
 
 @dataclass(frozen=True)
@@ -125,12 +140,19 @@ class SpanAnswerSettings:
     weight was chosen on DRCD questions of the reader's *training* articles (never the
     validation split); see README.md, "Span reader". Re-tuning these three on the CMRC
     validation questions did not carry over to DRCD's (+14 sentence hits there, -1 to +2 here),
-    nor did a logistic re-ranker of the candidate sentences."""
+    nor did a logistic re-ranker of the candidate sentences.
+
+    ``unit_rule``: the sentence reader's typed span wins where only it carries the unit the
+    question counts in ("多少家": 150多家, not the reader's 260个); ``who_is_roles``: a who-is
+    question's span is the person's role (:mod:`rag.answer.roles`). Each can be turned off for
+    ``benchmarks/bench_rules.py``."""
 
     passages: int = 3
     override_gap: float = 6.0
     alternatives: int = 2
     span_weight: float = 0.3
+    unit_rule: bool = True
+    who_is_roles: bool = True
 
 
 # The span reader's windows (:mod:`rag.answer.span_features`): tokens of question and passage a

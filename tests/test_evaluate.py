@@ -266,6 +266,24 @@ class TestEndToEnd:
         with pytest.raises(RagError, match="reuse-index"):
             run_eval(load_squad(FIXTURE), tmp_path / "idx", reuse_index=True, progress=False)
 
+    def test_a_loaded_index_of_the_set_is_evaluated_as_the_folder_is(self, tmp_path: Path) -> None:
+        """``benchmarks/bench_rules.py`` evaluates one loaded QA under several settings."""
+        import rag
+
+        es = load_squad(FIXTURE)
+        by_folder = run_eval(es, tmp_path / "idx", model=HASH, progress=False)
+        qa = rag.load(tmp_path / "idx")
+        by_qa = run_eval(es, qa, reuse_index=True, progress=False)
+        assert [(q.answer_text, q.span) for q in by_qa.runs[0].questions] == [
+            (q.answer_text, q.span) for q in by_folder.runs[0].questions]
+        assert by_qa.summary("hybrid").f1 == by_folder.summary("hybrid").f1 and not by_qa.index.built
+        with pytest.raises(RagError, match="builds its own index"):
+            run_eval(es, qa, progress=False)
+        other = rag.IndexWriter(tmp_path / "other", model=HASH)
+        other.add_texts([("other", "别的文字。")], replace_all=True)
+        with pytest.raises(RagError, match="passages"):
+            run_eval(es, rag.load(tmp_path / "other"), reuse_index=True, progress=False)
+
     def test_temporary_index(self) -> None:
         result = run_eval(load_squad(FIXTURE), None, limit=1, model=HASH, progress=False)
         assert result.index.path is None and result.questions == 1

@@ -134,3 +134,35 @@ def test_across_languages_the_sentence_naming_the_person_comes_first():
 )
 def test_unit_is_the_measure_word_after_how_many(question: str, unit: str) -> None:
     assert parse_question(question).unit == unit
+
+
+def test_each_rule_of_the_sentence_reader_can_be_turned_off():
+    """The switches ``benchmarks/bench_rules.py`` measures the rules by: typed spans (and with
+    them the neighbour's figure), the neighbour alone, the kind bonus, the pinyin-name gate."""
+    import dataclasses
+
+    from rag.answer.reader import Reader, ReaderSettings
+    from rag.types import CleaningReport, Document, Hit
+
+    text = "前三季度，全国规模以上工业增加值同比增长较快。增速为5.8%。陶青介绍了有关情况。"
+    doc = Document("a.txt", text, CleaningReport("a.txt", len(text), len(text)))
+    hits = [Hit(0, "a.txt", text, 0, len(text), 1.0, 3.0, 0.8, 1)]
+
+    def reader(**changes) -> Reader:
+        return Reader({"a.txt": doc}, lambda t: 1, 10, None, 1.0, lambda q: False,
+                      dataclasses.replace(ReaderSettings(min_dense=0.0), **changes))
+
+    question = "前三季度规模以上工业增加值同比增长多少？"
+    shipped = reader().read(question, hits)
+    assert shipped.found and shipped.span == "5.8%" and len(shipped.citations) == 2  # the neighbour's figure
+    alone = reader(typed_neighbour=False).read(question, hits)
+    assert alone.found and alone.span is None and len(alone.citations) == 1
+    untyped = reader(typed_spans=False).read(question, hits)
+    assert untyped.found and untyped.span is None and len(untyped.citations) == 1
+    # the kind bonus moves a sentence holding a figure up; without it the scores differ by it
+    scores = {a.citations[0].quote: a.score for a in reader().answers(question, hits, 3)}
+    flat = {a.citations[0].quote: a.score for a in reader(w_kind=0.0, kind_penalty=0.0).answers(question, hits, 3)}
+    assert scores != flat
+    # across languages, a name in pinyin no one in the text reads as refuses; the gate can go
+    assert reader().names_unknown("What did Guan Bing say?", hits)
+    assert not reader(pinyin_gate=False).names_unknown("What did Guan Bing say?", hits)

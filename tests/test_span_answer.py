@@ -155,6 +155,20 @@ def test_the_typed_span_wins_when_only_it_carries_the_unit_asked_for() -> None:
         assert ans.span_citation is not None and text[ans.span_citation.start : ans.span_citation.end] == want
 
 
+def test_the_unit_rule_can_be_turned_off() -> None:
+    """With ``unit_rule`` off (``benchmarks/bench_rules.py`` measures it so), the reader's
+    span stands where only the typed span carries the unit."""
+    text = "工信部聯合150多家頭部金融機構，為260個項目搭建了路演對接平臺。"
+    sent = Answer("q", True, text, None, 0.6, (Citation(1, "news.txt", 0, 0, len(text), text),))
+    a = text.index("150")
+    typed_cite = Citation(1, "news.txt", 0, a, a + len("150多家"), "150多家")
+    answerer = SpanAnswerer(FakeReader("260個"), {"news.txt": _doc(text)}, _calibration(0.5, 0.6))
+    answerer.settings = dataclasses.replace(answerer.settings, unit_rule=False)
+    question = "工信部联合了多少家金融机构？"
+    typed = dataclasses.replace(sent, question=question, span="150多家", span_citation=typed_cite)
+    assert answerer.answer(question, [_hit(0, len(text), text=text)], typed).span == "260個"
+
+
 def test_a_span_outside_the_sentence_readers_sentence_is_not_shown() -> None:
     # the sentence reader quotes the 5.8% sentence; the span reader's only guess is elsewhere
     ans = _answerer(FakeReader("4.4%")).answer("q", [_hit(0, len(TEXT))], _sentence_answer(True))
@@ -286,3 +300,21 @@ def test_calibration_thresholds_are_per_language_and_round_trip() -> None:
     shared = Calibration((0.0,) * n, 0.0, (0.0,) * n, (1.0,) * n, 0.4, 0.5)  # one threshold for both
     assert shared.thresholds("Who is Tao Qing?") == (0.4, 0.5) and Calibration.from_dict(shared.to_dict()) == shared
     assert FEATURES[-1] == "latin"
+
+
+def test_who_is_roles_can_be_turned_off() -> None:
+    """A who-is question's span is the person's role; with ``who_is_roles`` off (for
+    ``benchmarks/bench_rules.py``) it is what the readers found."""
+    from rag.answer.decision import consider, decide
+    from rag.answer.reader import Reader
+
+    text = "數據顯示增長。工信部運行監測協調局局長陶青介紹,將聚焦新型工業化。陶青說,將充分發揮作用。"
+    doc = _doc(text)
+    hits = [_hit(0, len(text), text=text)]
+    reader = Reader({"news.txt": doc}, lambda t: 1, 10, None, 1.0, lambda q: False)
+    answerer = SpanAnswerer(FakeReader("陶青"), {"news.txt": doc}, _calibration(0.5, 0.6))
+    on = decide(consider("陶青是谁？", hits, reader, answerer), answerer)
+    assert on.found and on.span == "工信部運行監測協調局局長"
+    answerer.settings = dataclasses.replace(answerer.settings, who_is_roles=False)
+    off = decide(consider("陶青是谁？", hits, reader, answerer), answerer)
+    assert off.span != on.span

@@ -64,6 +64,8 @@ def decide(considered: Considered, span: SpanAnswerer | None) -> Answer:
     answer = span.compose(considered.question, considered.hits, first, considered.evidence,
                           same_language=considered.same_language)
     # a who-is question: the person's role as the documents state it is the span (rag.answer.roles)
+    if not span.settings.who_is_roles:
+        return answer
     role = role_answer(answer, considered.hits, span.documents, span.calibration.thresholds(considered.question)[0])
     return role if role is not None else answer
 

@@ -138,7 +138,7 @@ class Reader:
             # Names are translated across languages, but figures, acronyms and Chinese names in
             # pinyin can still be looked for: one the documents never mention means they cannot answer.
             confidence = best.dense + self.settings.w_name * best.names
-            ok = confidence >= self.settings.min_dense and not self._unknown_across(q)
+            ok = confidence >= self.settings.min_dense and not (self.settings.pinyin_gate and self._unknown_across(q))
         else:
             ok = best.chunk_coverage >= self.settings.min_coverage and missing <= self.settings.max_missing
             confidence = best.score * (1.0 - missing)
@@ -155,10 +155,10 @@ class Reader:
         """The answer quoting ``best``: its typed span (or a neighbour's), and ``others`` that
         state the same span as supporting citations."""
         doc = self.documents[best.source]
-        span = extract_span(q, doc.text, best.start, best.end)
+        span = extract_span(q, doc.text, best.start, best.end) if self.settings.typed_spans else None
         citations = [Citation(1, best.source, best.chunk_id, best.start, best.end, best.text)]
         text = best.text
-        if span is None:
+        if span is None and self.settings.typed_spans and self.settings.typed_neighbour:
             neighbour = self._typed_neighbour(q, doc, best)
             if neighbour is not None:
                 # The question wants a figure or date the best sentence lacks and the next
@@ -222,7 +222,7 @@ class Reader:
         written in pinyin count (:meth:`_unknown_across`)."""
         q = parse_question(question)
         if self.across_languages(question, hits):
-            return self._unknown_across(q)
+            return self._unknown_literal(q) if not self.settings.pinyin_gate else self._unknown_across(q)
         return self._missing_share(q) > self.settings.max_missing
 
     def across_languages(self, question: str, hits: Sequence[Hit]) -> bool:
@@ -336,7 +336,7 @@ class Reader:
             else:
                 score = (
                     st.w_cov * cov + st.w_chunk * chunk_cov + st.w_near * near + st.w_rank * (h.score / top_score)
-                    + _kind_bonus(q, text) - (st.w_novelty if novelty < 0.25 else 0.0)
+                    + _kind_bonus(q, text, st) - (st.w_novelty if novelty < 0.25 else 0.0)
                     - (0.2 if _is_heading(text) else 0.0)
                 )
                 if dense[i]:
@@ -379,11 +379,11 @@ def _loc(c: Citation) -> tuple[str, int, int, int, str]:
     return c.source, c.chunk_id, c.start, c.end, c.quote
 
 
-def _kind_bonus(q: Question, sentence: str) -> float:
+def _kind_bonus(q: Question, sentence: str, st: ReaderSettings) -> float:
     if q.kind in ("number", "date", "ordinal"):
         pattern = {"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE}[q.kind]
         found = [m.group() for m in pattern.finditer(fold(sentence)) if m.group() not in q.folded]
-        return 0.08 if found else -0.1
+        return st.w_kind if found else -st.kind_penalty
     return 0.0
 
 

@@ -231,7 +231,7 @@ class SpanAnswerer:
             if typed is not None and sentence.span is not None and (
                     not has_span or (ev.hit is not None and typed.source == ev.hit.source
                                      and typed.start < ev.end and ev.start < typed.end)
-                    or self._unit_only_in(question, sentence.span, ev)):
+                    or (self.settings.unit_rule and self._unit_only_in(question, sentence.span, ev))):
                 # The sentence reader's typed extraction (a figure, date, ordinal or name the
                 # question asks for) where the reader points at it too: its boundaries are exact.
                 # Also where only it carries the unit the question counts in ("多少家": 150多家,

@@ -94,7 +94,8 @@ def run_eval(
     incrementally, re-embedding only changed passages, unless ``full_build``), or with
     ``reuse_index=True`` an index already built from this set, used as is; for a set without
     passages (JSON lines), the existing index (a folder or URL, default ``"index"``) or a
-    loaded QA object. ``model`` names the embedding model of a build. ``limit`` evaluates the
+    loaded QA object (for a SQuAD set too, with ``reuse_index=True``: its index must hold
+    exactly the set's passages). ``model`` names the embedding model of a build. ``limit`` evaluates the
     first ``limit`` questions only (every passage is still indexed). ``k`` is the retrieval
     depth of recall/MRR; ``ask_k`` the number of passages ``ask`` reads.
     """
@@ -108,7 +109,12 @@ def run_eval(
 
     if not isinstance(index, (str, Path)) and index is not None:
         if eval_set.has_corpus:
-            raise RagError("a SQuAD-format set builds its own index: pass a folder, not a QA object")
+            if not reuse_index:
+                raise RagError("a SQuAD-format set builds its own index: pass a folder, not a QA object "
+                               "(or reuse_index=True for a QA whose index was built from this set)")
+            _check_reused(index, "the index given", eval_set)
+            return _evaluate(subset, index, _existing_index_summary(index, "the index given"), modes, k, ask_k,
+                             report_path, progress, t_start)
         return _evaluate(subset, index, None, modes, k, ask_k, report_path, progress, t_start)
 
     import rag
