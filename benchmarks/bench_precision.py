@@ -5,7 +5,9 @@ Embeds passages with sentence-transformers (as index builds do) and encodes ques
 plain-torch runtime (as queries do) at each precision, and reports throughput and the cosine of
 each vector to its float32 one (min / median), plus what :func:`rag.encoder.precision.detect` picks on
 this CPU. "bf16" is what rag runs (Linear weights stored in bf16 once,
-:func:`rag.encoder.bert.cast_linears`); "bf16-autocast" (float32 weights under
+:func:`rag.encoder.bert.cast_linears`; questions through the fused layer,
+:meth:`rag.encoder.bert.BertLayer._fused_forward`, measured against the unfused one in the same run as
+"bf16-unfused"); "bf16-autocast" (float32 weights under
 ``torch.autocast``, re-cast on every call) is measured for comparison. Ratios within one run are what to compare: machines here are shared and noisy::
 
     python -m benchmarks.bench_precision ../shared/data/drcd/DRCD_dev.json \\
@@ -50,6 +52,29 @@ def best_time(fn: Callable[[], np.ndarray], repeat: int) -> tuple[float, np.ndar
 def cosines(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     c = np.sum(a * b, axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     return {"min": round(float(c.min()), 6), "median": round(float(np.median(c)), 6)}
+
+
+def unfused_against_fused(runtime: E5Embedder, questions: Sequence[str], base_q: np.ndarray) -> dict[str, Any]:
+    """The bf16 question path with and without :meth:`rag.encoder.bert.BertLayer._fused_forward`,
+    alternating question by question so that both meet the same machine."""
+    from rag.encoder.bert import BertLayer
+
+    fused_ms, plain_ms, plain_rows = [], [], []
+    try:
+        for q in questions:
+            for fused in (True, False):
+                BertLayer.fused = fused
+                t = time.perf_counter()
+                row = runtime.encode([q], kind="query")[0]
+                (fused_ms if fused else plain_ms).append((time.perf_counter() - t) * 1000)
+                if not fused:
+                    plain_rows.append(row)
+    finally:
+        BertLayer.fused = True
+    return {"median_ms": round(statistics.median(plain_ms), 2), "p95_ms": round(float(np.percentile(plain_ms, 95)), 2),
+            "cosine_to_float32": cosines(np.stack(plain_rows), base_q),
+            "fused_median_ms_same_run": round(statistics.median(fused_ms), 2),
+            "fused_over_unfused": round(statistics.median(fused_ms) / statistics.median(plain_ms), 3)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -103,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         result["query"][p] = {"median_ms": round(statistics.median(times) * 1000, 2),
                               "p95_ms": round(float(np.percentile(times, 95)) * 1000, 2),
                               "cosine_to_float32": cosines(qv, base_q)}
+        if p == "bf16":
+            result["query"]["bf16-unfused"] = unfused_against_fused(runtime, questions, base_q)
         print(f"{p:8s} embed {result['embed'][p]['passages_per_s']:6.1f} passages/s "
               f"cos {result['embed'][p]['cosine_to_float32']}  query median {result['query'][p]['median_ms']} ms "
               f"cos {result['query'][p]['cosine_to_float32']}", flush=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -72,3 +74,37 @@ def test_cast_linear_packed_weights_give_the_plain_linears_output() -> None:
         assert got.dtype == torch.float32 and got.shape == want.shape
         assert torch.equal(got, want)
     assert packed_weight(plain.weight, plain.bias) is None  # float32 weights are not packed
+
+
+def test_the_fused_bf16_layer_computes_what_the_plain_one_does() -> None:
+    """Inference through ``BertLayer._fused_forward`` (query, key and value in one matmul) gives
+    the plain path's output bit for bit; gradients (training) always take the plain path."""
+    import torch
+
+    from rag.encoder.bert import BertLayer, additive_mask, cast_linears
+
+    @dataclasses.dataclass(frozen=True)
+    class Shape:
+        hidden_size: int = 64
+        heads: int = 4
+        intermediate_size: int = 128
+        layer_norm_eps: float = 1e-12
+        dropout: float = 0.0
+
+    torch.manual_seed(0)
+    layer = BertLayer(Shape()).eval()
+    cast_linears(layer, torch.bfloat16)
+    x = torch.randn(2, 9, 64)
+    mask = additive_mask(torch.tensor([[1] * 9, [1] * 5 + [0] * 4]), x.dtype)
+    with torch.inference_mode():
+        BertLayer.fused = False
+        try:
+            plain = layer(x, mask)
+        finally:
+            BertLayer.fused = True
+        fused = layer(x, mask)
+    assert fused.dtype == torch.float32 and torch.equal(fused, plain)
+    if layer.query._packed is not None:  # where oneDNN packs bf16 weights, the fused path is the one taken
+        assert layer._packed_parts() is not None
+    with torch.enable_grad():
+        assert torch.allclose(layer(x, mask).detach(), plain, atol=1e-5)
