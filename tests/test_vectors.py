@@ -129,13 +129,18 @@ def test_the_record_round_trips_through_the_manifest() -> None:
     assert vectors.AnnRecord.from_json(old) == vectors.AnnRecord("ivf-flat", 120, 16, 0.99, 300, 0)
 
 
-def test_a_stored_ivf_index_loads_searches_and_gives_its_vectors_back(tmp_path: Path, monkeypatch) -> None:
-    docs = tmp_path / "docs"
+def sixty_documents(docs: Path) -> Path:
+    """60 small documents: over 100 chunks, enough for an approximate index at ``ann_min_chunks=100``."""
     docs.mkdir()
     for i in range(60):
         (docs / f"d{i:02d}.txt").write_text(
             "。".join(f"第{i}号文件的第{j}句话讲述了编号{i * 100 + j}的项目进展情况" for j in range(12)) + "。",
             encoding="utf-8")
+    return docs
+
+
+def test_a_stored_ivf_index_loads_searches_and_gives_its_vectors_back(tmp_path: Path, monkeypatch) -> None:
+    docs = sixty_documents(tmp_path / "docs")
     settings = IndexSettings(ann_min_chunks=100)
     monkeypatch.setattr(vectors, "IVF_MAX_SHARE", 1.0)  # a few lists here: let IVF probe them all
     exact_dir, ann_dir = tmp_path / "exact", tmp_path / "ann"
@@ -155,12 +160,7 @@ def test_a_stored_ivf_index_loads_searches_and_gives_its_vectors_back(tmp_path: 
 def test_a_stored_8bit_index_loads_with_its_factor_and_gives_its_vectors_back(tmp_path: Path, monkeypatch) -> None:
     """The same round trip through the writer and the loader for the 8-bit scan: vectors read
     back exactly (the rescoring index keeps them whole), the factor applied from the manifest."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    for i in range(60):
-        (docs / f"d{i:02d}.txt").write_text(
-            "。".join(f"第{i}号文件的第{j}句话讲述了编号{i * 100 + j}的项目进展情况" for j in range(12)) + "。",
-            encoding="utf-8")
+    docs = sixty_documents(tmp_path / "docs")
     monkeypatch.setattr(vectors, "_ivf", lambda *a, **k: None)  # as on a corpus without clusters
     exact_dir, ann_dir = tmp_path / "exact", tmp_path / "ann"
     rag.build_index(docs, exact_dir, model="test-hash")
