@@ -41,9 +41,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: each rule off: the settings that turn it off, by part ("reader", "span")
 VARIANTS: dict[str, dict[str, dict[str, Any]]] = {
     "kind_bonus": {"reader": {"w_kind": 0.0, "kind_penalty": 0.0}},
-    "typed_spans": {"reader": {"typed_spans": False}},
-    "typed_neighbour": {"reader": {"typed_neighbour": False}},
-    "unit_rule": {"span": {"unit_rule": False}},
+    "typed_spans": {"reader": {"typed_kinds": ()}},
     "pinyin_names": {"reader": {"w_name": 0.0, "pinyin_gate": False}},
     "names_gate": {"reader": {"max_missing": 1.0}},
     "coverage_gate": {"reader": {"min_coverage": 0.0}},

@@ -27,7 +27,7 @@ def test_configure_applies_a_variant_and_gives_the_loaded_settings_back(tmp_path
     qa = rag.load(tmp_path / "index")
     loaded = qa.reader.settings
     bench_rules.configure(qa, bench_rules.VARIANTS["typed_spans"])
-    assert qa.reader.settings == dataclasses.replace(loaded, typed_spans=False)
+    assert qa.reader.settings == dataclasses.replace(loaded, typed_kinds=())
     assert qa.ask("前三季度工业增加值同比增长多少？").span is None
     bench_rules.configure(qa, {})
     assert qa.reader.settings == loaded and qa.ask("前三季度工业增加值同比增长多少？").span == "5.8%"

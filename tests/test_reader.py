@@ -33,14 +33,16 @@ def test_salient_words():
         ("國家技術轉移區域中心有幾個？", "培育國家技術轉移示范機構420家、國家技術轉移區域中心12個;", "12個"),
         ("将建成第几批区域性股权市场专板？", "盡快建成第三批區域性股權市場專板,優化實施。", "第三批"),
         ("为多少个项目搭建了路演对接平台？", "為260個項目搭建了路演對接平臺,股權融資金額超過100億元。", "260個"),
-        ("哪四个行业对工业生产增长的贡献率接近一半？", "電子、有色、化工、汽車4個行業對工業生產增長的貢獻率接近一半,", "電子、有色、化工、汽車"),
-        # edge function words go: the speech verb after the name
-        ("工信部總工程師是誰？", "工信部總工程師趙志國表示,下一步將聚焦加快推進新型工業化。", "趙志國"),
+        # entities are the span reader's (anchor-placed entity spans were measured and removed)
+        ("工信部總工程師是誰？", "工信部總工程師趙志國表示,下一步將聚焦加快推進新型工業化。", None),
     ],
 )
 def test_extract_span(question, sentence, span):
     text = "前文。" + sentence
     m = extract_span(parse_question(question), text, 3, len(text))
+    if span is None:
+        assert m is None
+        return
     assert m is not None and m.quote == span
     assert text[m.start:m.end] == m.quote
 
@@ -137,14 +139,14 @@ def test_unit_is_the_measure_word_after_how_many(question: str, unit: str) -> No
 
 
 def test_each_rule_of_the_sentence_reader_can_be_turned_off():
-    """The switches ``benchmarks/bench_rules.py`` measures the rules by: typed spans (and with
-    them the neighbour's figure), the neighbour alone, the kind bonus, the pinyin-name gate."""
+    """The switches ``benchmarks/bench_rules.py`` measures the rules by: typed spans by kind of
+    question, the kind bonus, the pinyin-name gate."""
     import dataclasses
 
     from rag.answer.reader import Reader, ReaderSettings
     from rag.types import CleaningReport, Document, Hit
 
-    text = "前三季度，全国规模以上工业增加值同比增长较快。增速为5.8%。陶青介绍了有关情况。"
+    text = "前三季度，全国规模以上工业增加值同比增长5.8%。陶青介绍了有关情况。"
     doc = Document("a.txt", text, CleaningReport("a.txt", len(text), len(text)))
     hits = [Hit(0, "a.txt", text, 0, len(text), 1.0, 3.0, 0.8, 1)]
 
@@ -154,10 +156,9 @@ def test_each_rule_of_the_sentence_reader_can_be_turned_off():
 
     question = "前三季度规模以上工业增加值同比增长多少？"
     shipped = reader().read(question, hits)
-    assert shipped.found and shipped.span == "5.8%" and len(shipped.citations) == 2  # the neighbour's figure
-    alone = reader(typed_neighbour=False).read(question, hits)
-    assert alone.found and alone.span is None and len(alone.citations) == 1
-    untyped = reader(typed_spans=False).read(question, hits)
+    assert shipped.found and shipped.span == "5.8%"
+    assert reader(typed_kinds=("date",)).read(question, hits).span is None  # a figure: not placed
+    untyped = reader(typed_kinds=()).read(question, hits)
     assert untyped.found and untyped.span is None and len(untyped.citations) == 1
     # the kind bonus moves a sentence holding a figure up; without it the scores differ by it
     scores = {a.citations[0].quote: a.score for a in reader().answers(question, hits, 3)}

@@ -58,10 +58,10 @@ def test_defaults_unchanged() -> None:
     assert asdict(ReaderSettings()) == {"min_coverage": 0.15, "max_missing": 0.3, "min_dense": 0.78,
                                         "support_ratio": 0.9, "w_cov": 0.65, "w_chunk": 0.3, "w_near": 0.0,
                                         "w_rank": 0.2, "w_novelty": 0.1, "w_name": 0.1, "w_kind": 0.08,
-                                        "kind_penalty": 0.1, "typed_spans": True, "typed_neighbour": True,
+                                        "kind_penalty": 0.1, "typed_kinds": ("number", "date", "ordinal"),
                                         "pinyin_gate": True}
     assert asdict(SpanAnswerSettings()) == {"passages": 3, "override_gap": 6.0, "alternatives": 2, "span_weight": 0.3,
-                                            "unit_rule": True, "who_is_roles": True}
+                                            "who_is_roles": True}
     assert WindowSettings().to_dict() == {"max_length": 256, "max_question_tokens": 48, "stride": 96}
 
 

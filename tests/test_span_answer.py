@@ -138,37 +138,6 @@ def test_the_sentence_readers_typed_span_wins() -> None:
     assert ans.span == "0.1個百分點"  # they disagree: the reader decides
 
 
-def test_the_typed_span_wins_when_only_it_carries_the_unit_asked_for() -> None:
-    text = "工信部聯合150多家頭部金融機構，為260個項目搭建了路演對接平臺。"
-    doc = _doc(text)
-    sent = Answer("q", True, text, None, 0.6, (Citation(1, "news.txt", 0, 0, len(text), text),))
-    a = text.index("150")
-    typed_cite = Citation(1, "news.txt", 0, a, a + len("150多家"), "150多家")
-    answerer = SpanAnswerer(FakeReader("260個"), {"news.txt": doc}, _calibration(0.5, 0.6))
-    hits = [_hit(0, len(text), text=text)]
-    for question, want in (("工信部联合了多少家金融机构？", "150多家"),  # 家: only the typed span has it
-                           ("联合了多少金融机构？", "260個"),  # no unit named: the reader decides
-                           ("为多少个项目搭建了平台？", "260個")):  # 个: the reader's span has it
-        typed = dataclasses.replace(sent, question=question, span="150多家", span_citation=typed_cite)
-        ans = answerer.answer(question, hits, typed)
-        assert ans.span == want, question
-        assert ans.span_citation is not None and text[ans.span_citation.start : ans.span_citation.end] == want
-
-
-def test_the_unit_rule_can_be_turned_off() -> None:
-    """With ``unit_rule`` off (``benchmarks/bench_rules.py`` measures it so), the reader's
-    span stands where only the typed span carries the unit."""
-    text = "工信部聯合150多家頭部金融機構，為260個項目搭建了路演對接平臺。"
-    sent = Answer("q", True, text, None, 0.6, (Citation(1, "news.txt", 0, 0, len(text), text),))
-    a = text.index("150")
-    typed_cite = Citation(1, "news.txt", 0, a, a + len("150多家"), "150多家")
-    answerer = SpanAnswerer(FakeReader("260個"), {"news.txt": _doc(text)}, _calibration(0.5, 0.6))
-    answerer.settings = dataclasses.replace(answerer.settings, unit_rule=False)
-    question = "工信部联合了多少家金融机构？"
-    typed = dataclasses.replace(sent, question=question, span="150多家", span_citation=typed_cite)
-    assert answerer.answer(question, [_hit(0, len(text), text=text)], typed).span == "260個"
-
-
 def test_a_span_outside_the_sentence_readers_sentence_is_not_shown() -> None:
     # the sentence reader quotes the 5.8% sentence; the span reader's only guess is elsewhere
     ans = _answerer(FakeReader("4.4%")).answer("q", [_hit(0, len(TEXT))], _sentence_answer(True))

@@ -25,7 +25,6 @@ from rag.normalize import cjk_share, fold
 from rag.settings import ReaderSettings
 from rag.answer.question import Question, parse_question
 from rag.answer.romanized import romanized_names
-from rag.answer.span_edges import trim_span
 from rag.types import Answer, Citation, Document, Hit
 
 NOT_FOUND = "The documents do not answer this question. / 文档中没有找到答案。"
@@ -38,9 +37,6 @@ _UNIT = (
 _NUMBER_RE = re.compile(rf"(?:第)?{_NUM}\s*{_UNIT}|(?<![\d.])(?:万亿|千亿|百亿|亿|万)(?:元|美元|人|吨|台|辆|户|家)|第[一二三四五六七八九十百千两]+[批届次个名期代轮]|[一二三四五六七八九十两]+[个家批项成倍]")
 _DATE_RE = re.compile(r"\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|点|时)|\d{1,4}\s*年(?:\s*\d{1,2}\s*月)?(?:\s*\d{1,2}\s*日)?|\d{1,2}\s*月\s*\d{1,2}\s*日|[一二三四五六七八九〇零十]{2,4}年|\b1\d{3}\b|\b20\d{2}\b")
 _ORDINAL_RE = re.compile(r"第\s*(?:\d+|[一二三四五六七八九十百千两]+)\s*[批届次个名期代轮位季]?")
-_TYPED: dict[str, re.Pattern[str]] = {}
-_CLAUSE_RE = re.compile(r"[，,。！？!?；;：:（）()“”\"]")
-_TYPED.update({"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE})
 
 
 @dataclass(frozen=True)
@@ -152,25 +148,16 @@ class Reader:
 
     def _compose(self, question: str, q: Question, hits: Sequence[Hit], best: "ScoredSentence",
                  others: Sequence["ScoredSentence"], confidence: float) -> Answer:
-        """The answer quoting ``best``: its typed span (or a neighbour's), and ``others`` that
-        state the same span as supporting citations."""
+        """The answer quoting ``best``: its typed span, and ``others`` that state the same span as
+        supporting citations. (Taking a figure the best sentence lacks from the sentence next to
+        it, both cited, was measured with ``benchmarks/bench_rules.py`` and removed: with the
+        span reader it changed no answer of the DRCD validation, SQuAD 2.0, seed or near-miss
+        questions, nor the seed questions it was written for.)"""
         doc = self.documents[best.source]
-        span = extract_span(q, doc.text, best.start, best.end) if self.settings.typed_spans else None
+        typed = q.kind in self.settings.typed_kinds
+        span = extract_span(q, doc.text, best.start, best.end) if typed else None
         citations = [Citation(1, best.source, best.chunk_id, best.start, best.end, best.text)]
         text = best.text
-        if span is None and self.settings.typed_spans and self.settings.typed_neighbour:
-            neighbour = self._typed_neighbour(q, doc, best)
-            if neighbour is not None:
-                # The question wants a figure or date the best sentence lacks and the next
-                # (or previous) sentence has: answer with both, each cited.
-                span = extract_span(q, doc.text, neighbour.start, neighbour.end)
-                ncit = Citation(2, best.source, best.chunk_id, neighbour.start, neighbour.end,
-                                doc.text[neighbour.start:neighbour.end])
-                if neighbour.start < best.start:
-                    citations = [Citation(1, *_loc(ncit)), Citation(2, *_loc(citations[0]))]
-                else:
-                    citations.append(ncit)
-                text = " ".join(c.quote for c in citations)
         for s in others:
             if len(citations) >= 4 or s.score < self.settings.support_ratio * best.score:
                 break
@@ -193,23 +180,6 @@ class Reader:
             span_citation=span_citation,
             passages=tuple(hits),
         )
-
-    def _typed_neighbour(self, q: Question, doc: Document, best: "ScoredSentence") -> Span | None:
-        if q.kind not in _TYPED:
-            return None
-        pattern = _TYPED[q.kind]
-        if any(m.group() not in q.folded for m in pattern.finditer(fold(best.text))):
-            return None
-        around = split_sentences(doc.text, max(0, best.start - 400), min(len(doc.text), best.end + 400))
-        idx = next((i for i, sp in enumerate(around) if sp.start <= best.start < sp.end), None)
-        if idx is None:
-            return None
-        for j in (idx + 1, idx - 1):
-            if 0 <= j < len(around):
-                sp = around[j]
-                if any(m.group() not in q.folded for m in pattern.finditer(fold(doc.text[sp.start:sp.end]))):
-                    return sp
-        return None
 
     def _refuse(self, question: str, hits: Sequence[Hit], confidence: float) -> Answer:
         return Answer(question, False, NOT_FOUND, None, round(float(confidence), 4), (), None, tuple(hits))
@@ -375,10 +345,6 @@ def _novelty(s_fold: str, terms: Sequence[str]) -> float:
     return sum(1 for i in letters if not covered[i]) / len(letters)
 
 
-def _loc(c: Citation) -> tuple[str, int, int, int, str]:
-    return c.source, c.chunk_id, c.start, c.end, c.quote
-
-
 def _kind_bonus(q: Question, sentence: str, st: ReaderSettings) -> float:
     if q.kind in ("number", "date", "ordinal"):
         pattern = {"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE}[q.kind]
@@ -414,22 +380,10 @@ def extract_span(q: Question, text: str, start: int, end: int) -> SpanMatch | No
 
         m = min(cands, key=lambda m: (not fits(m), abs(m.start() - anchor) if m.start() >= anchor else 3 * (anchor - m.end()) + 1))
         return _make(text, start, m.start(), m.end())
-    if q.kind != "entity":
-        return None
-    if q.cjk < 0.5:
-        # English word order moves the answer around ("who founded X" / "X was founded by Y"):
-        # only a gap between both anchors is trusted.
-        if left_end is not None and right_start is not None and right_start - left_end > 0 and len(q.left) >= 4:
-            return _trimmed(text, start, sentence, left_end, right_start)
-        return None
-    if left_end is not None and right_start is not None and right_start > left_end:
-        return _trimmed(text, start, sentence, left_end, right_start)
-    if right_start is not None and not q.left:
-        clause = max((m.end() for m in _CLAUSE_RE.finditer(sentence, 0, right_start)), default=0)
-        return _trimmed(text, start, sentence, clause, right_start, strip_digits=True)
-    if left_end is not None and not q.right:
-        nxt = _CLAUSE_RE.search(sentence, left_end)
-        return _trimmed(text, start, sentence, left_end, nxt.start() if nxt else len(sentence))
+    # Entities placed between the question's anchor words ("由哪两条铁路合并而成" -> the words
+    # between) were measured with benchmarks/bench_rules.py and removed: the span reader's own
+    # boundaries were better (DRCD validation F1 0.741 with them, 0.761 without; seed dev 0.947
+    # against 0.942).
     return None
 
 
@@ -454,20 +408,6 @@ def _anchor_right(right: str, s_fold: str, after: int) -> int | None:
             if i >= 0:
                 return i
     return None
-
-
-def _trimmed(text: str, base: int, sentence: str, a: int, b: int, strip_digits: bool = False) -> SpanMatch | None:
-    while a < b and (sentence[a].isspace() or _CLAUSE_RE.match(sentence[a])):
-        a += 1
-    while b > a and (sentence[b - 1].isspace() or _CLAUSE_RE.match(sentence[b - 1])
-                     or (strip_digits and sentence[b - 1].isdigit())):
-        b -= 1
-    if b - a < 1 or b - a > 30 or _CLAUSE_RE.search(sentence, a, b):
-        return None
-    # whole function words at the edges, as jieba segments them: "趙志國表示" → 趙志國, "和有色" →
-    # 有色 (never single characters: 有色 keeps its 有, 目的 its 的)
-    a, b = trim_span(sentence, a, b)
-    return _make(text, base, a, b)
 
 
 def _make(text: str, base: int, a: int, b: int) -> SpanMatch:

@@ -203,8 +203,9 @@ class BertLayer(nn.Module):
         ``x`` (two casts and two oneDNN calls fewer a layer), bit-identical to the plain path:
         each output is the same dot product, rounded to bf16 at the same point.
 
-        Measured on the AMX CPU, questions of the seed set, one thread, alternating in one run
-        (``benchmarks/bench_precision.py``: ``fused_over_unfused``). Fusing GELU into the FFN's
+        Measured on the AMX CPU, the seed dev questions three times, one thread, alternating in
+        one run: median 15.8 against 17.7 ms (0.89; the other core was busy), also reported by
+        ``benchmarks/bench_precision.py`` as ``fused_over_unfused``. Fusing GELU into the FFN's
         first matmul as well was a further 6% but moved vectors by up to 6e-4 from what index
         builds compute (sentence-transformers rounds before GELU), so it is not done."""
         b, n, h = x.shape
