@@ -37,6 +37,8 @@ _UNIT = (
 _NUMBER_RE = re.compile(rf"(?:第)?{_NUM}\s*{_UNIT}|(?<![\d.])(?:万亿|千亿|百亿|亿|万)(?:元|美元|人|吨|台|辆|户|家)|第[一二三四五六七八九十百千两]+[批届次个名期代轮]|[一二三四五六七八九十两]+[个家批项成倍]")
 _DATE_RE = re.compile(r"\d{1,2}(?::\d{2})?\s*(?:am|pm|a\.m\.|p\.m\.|点|时)|\d{1,4}\s*年(?:\s*\d{1,2}\s*月)?(?:\s*\d{1,2}\s*日)?|\d{1,2}\s*月\s*\d{1,2}\s*日|[一二三四五六七八九〇零十]{2,4}年|\b1\d{3}\b|\b20\d{2}\b")
 _ORDINAL_RE = re.compile(r"第\s*(?:\d+|[一二三四五六七八九十百千两]+)\s*[批届次个名期代轮位季]?")
+#: the answer patterns of the kinds of question that want a figure, a date or an ordinal
+_FIGURES: dict[str, re.Pattern[str]] = {"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE}
 
 
 @dataclass(frozen=True)
@@ -346,8 +348,8 @@ def _novelty(s_fold: str, terms: Sequence[str]) -> float:
 
 
 def _kind_bonus(q: Question, sentence: str, st: ReaderSettings) -> float:
-    if q.kind in ("number", "date", "ordinal"):
-        pattern = {"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE}[q.kind]
+    pattern = _FIGURES.get(q.kind)
+    if pattern is not None:
         found = [m.group() for m in pattern.finditer(fold(sentence)) if m.group() not in q.folded]
         return st.w_kind if found else -st.kind_penalty
     return 0.0
@@ -362,12 +364,12 @@ class SpanMatch:
 
 def extract_span(q: Question, text: str, start: int, end: int) -> SpanMatch | None:
     """The short answer inside ``text[start:end]``, or None when it cannot be placed with care."""
-    sentence = text[start:end]
-    s_fold = fold(sentence)
-    left_end = _anchor_left(q.left, s_fold)
-    right_start = _anchor_right(q.right, s_fold, left_end if left_end is not None else 0)
-    if q.kind in ("number", "date", "ordinal"):
-        pattern = {"number": _NUMBER_RE, "date": _DATE_RE, "ordinal": _ORDINAL_RE}[q.kind]
+    pattern = _FIGURES.get(q.kind)
+    if pattern is not None:
+        sentence = text[start:end]
+        s_fold = fold(sentence)
+        left_end = _anchor_left(q.left, s_fold)
+        right_start = _anchor_right(q.right, s_fold, left_end if left_end is not None else 0)
         cands = [m for m in pattern.finditer(s_fold) if m.group() not in q.folded]
         if not cands:
             return None

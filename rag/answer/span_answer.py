@@ -230,7 +230,7 @@ class SpanAnswerer:
             if typed is not None and sentence.span is not None and (
                     not has_span or (ev.hit is not None and typed.source == ev.hit.source
                                      and typed.start < ev.end and ev.start < typed.end)):
-                # The sentence reader's typed extraction (a figure, date, ordinal or name the
+                # The sentence reader's typed extraction (a figure, date or ordinal the
                 # question asks for) where the reader points at it too: its boundaries are exact.
                 # (Preferring it also where only it carried the unit the question counts in,
                 # "多少家": 150多家 against the reader's 260个, changed no answer of the validation
