@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             (docs / f"p{i:04d}.txt").write_text(t, encoding="utf-8")
         cold = build(docs, Path(tmp) / "index", full=False)
         warm = build(docs, Path(tmp) / "index", full=True)
-        chunk_texts = [c.text for c in rag.load(Path(tmp) / "index", reader="sentence")._stored.chunks]
+        chunk_texts = [c.text for c in rag.load(Path(tmp) / "index", reader="sentence").collection.stored.chunks]
         st = load_embedder(precision="float32")
         st.encode(chunk_texts[:4], kind="passage")
         t = time.perf_counter()

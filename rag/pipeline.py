@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from rag import environment
@@ -15,8 +15,9 @@ from rag.errors import IndexIncompatibleError, QueryError, SourceNotFoundError
 from rag.index.inputs import Paths, clean_raw
 from rag.index.writer import IndexWriter
 from rag.ingest.loaders import read_document
-from rag.answer.reader import Reader, corpus_cjk_share
-from rag.index.retriever import Retriever, dense_gate
+from rag.answer.reader import Reader
+from rag.index.collection import Collection
+from rag.index.retriever import dense_gate
 from rag.settings import (IndexSettings, Settings, SpanAnswerSettings, WindowSettings, check_k, check_mode,
                           index_settings)
 from rag.answer.conversation import Conversation, Turn, mentions, names_someone_else
@@ -99,37 +100,47 @@ class QA:
     defaults (:mod:`rag.settings`), ``windows`` those of the span reader's model card once
     :func:`load` has loaded one."""
 
-    def __init__(self, index_dir: Path | str, stored: "object", embedder: Embedder, span: SpanAnswerer | None = None) -> None:
-        """``index_dir``: the index folder, or a database index's URL (password masked)."""
-        from rag.index.store import StoredIndex
-
-        assert isinstance(stored, StoredIndex)
+    def __init__(self, index_dir: Path | str, collection: Collection, embedder: Embedder,
+                 span: SpanAnswerer | None = None) -> None:
+        """``index_dir``: the index folder, or a database index's URL (password masked);
+        ``collection``: the published version (:mod:`rag.index.collection`)."""
         self.index_dir = index_dir
-        self._stored = stored
-        self.manifest: Manifest = stored.manifest
-        self.settings: Settings = Settings(index=stored.manifest.settings)
+        self.collection = collection
+        self.manifest: Manifest = collection.manifest
+        self.settings: Settings = Settings(index=collection.manifest.settings)
         self.embedder = embedder
         # Set when the published version was unreadable and the previous good one was loaded.
-        self.warning = stored.warning
-        self.retriever = Retriever(
-            stored.chunks, stored.vectors, stored.faiss_index, stored.bm25, embedder, self.settings.index,
-            stored.manifest.visibility,
-        )
+        self.warning = collection.warning
+        self.retriever = collection.searcher(embedder, self.settings.index)
         self.reader = Reader(
-            stored.documents,
-            stored.bm25.document_frequency,
-            len(stored.chunks),
+            collection.documents,
+            collection.document_frequency,
+            collection.chunk_count,
             embedder,
-            corpus_cjk_share(stored.documents),
+            collection.cjk_share(),
             self._dense_usable,
             self.settings.reader,
+            mentions=collection.mentions,
         )
         # The learned span reader (None: answers are whole sentences from the sentence reader).
         self.span = span
 
+    def close(self) -> None:
+        """Release what the loaded index holds outside the process (a database index's
+        connection); a closed QA of a database index reconnects when asked again."""
+        close = getattr(self.collection, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "QA":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     @property
     def version_path(self) -> Path:
-        return self._stored.path
+        return self.collection.path
 
     def _dense_usable(self, question: str) -> bool:
         vis = min(float(self.embedder.visibility([question])[0]), self.manifest.visibility)
@@ -176,16 +187,16 @@ class QA:
     def document(self, source: str) -> Document:
         """The cleaned document (``.text``, ``.report``) that citations point into."""
         try:
-            return self._stored.documents[source]
+            return self.collection.documents[source]
         except KeyError:
             raise SourceNotFoundError(f"{source}: not in this index") from None
 
     def sources(self) -> list[str]:
-        return list(self._stored.documents)
+        return list(self.collection.documents)
 
     @property
     def chunk_count(self) -> int:
-        return len(self._stored.chunks)
+        return self.collection.chunk_count
 
 
 def load(
@@ -213,41 +224,42 @@ def load(
         if not isinstance(folder, str):  # None, a number, bytes: not a folder name
             raise QueryError(f"the index folder must be a path (str or os.PathLike), not {type(index_dir).__name__}")
     store = open_store(index_dir, read_url=read_url)
-    stored = store.read(verify=verify)
-    built_with = stored.manifest.model
+    collection = store.collection(verify=verify)
+    manifest = collection.manifest
+    built_with = manifest.model
     if model is not None and canonical_name(model) != built_with:
         raise IndexIncompatibleError(
             f"{store.location}: index was built with model {built_with!r}, not {canonical_name(model)!r}: "
             "rebuild needed"
         )
     if embedder is None:
-        embedder = load_query_embedder(built_with, batch_size=stored.manifest.settings.batch_size,
-                                       precision=stored.manifest.precision)
+        embedder = load_query_embedder(built_with, batch_size=manifest.settings.batch_size,
+                                       precision=manifest.precision)
     elif embedder.name != built_with:
         raise IndexIncompatibleError(
             f"{store.location}: index was built with model {built_with!r}, not {embedder.name!r}: rebuild needed"
         )
-    elif getattr(embedder, "precision", "float32") != stored.manifest.precision and built_with != TEST_HASH:
+    elif getattr(embedder, "precision", "float32") != manifest.precision and built_with != TEST_HASH:
         raise IndexIncompatibleError(
-            f"{store.location}: index vectors were computed in {stored.manifest.precision}, the model given runs in "
+            f"{store.location}: index vectors were computed in {manifest.precision}, the model given runs in "
             f"{getattr(embedder, 'precision', 'float32')}: rebuild needed (python -m rag build --full) or load it "
             "without a model"
         )
-    if embedder.dimension != stored.manifest.dimension:
+    if embedder.dimension != manifest.dimension:
         raise IndexIncompatibleError(
-            f"{store.location}: index has dimension {stored.manifest.dimension}, model {embedder.name!r} gives "
+            f"{store.location}: index has dimension {manifest.dimension}, model {embedder.name!r} gives "
             f"{embedder.dimension}: rebuild needed"
         )
     if reader is None:
         reader = "span" if isinstance(embedder, (SentenceTransformerEmbedder, E5Embedder)) else "sentence"
-    qa = QA(Path(store.location) if isinstance(store, FolderStore) else store.location, stored, embedder)
+    qa = QA(Path(store.location) if isinstance(store, FolderStore) else store.location, collection, embedder)
     if reader == "span":
-        qa.span, windows = _span_answerer(embedder, stored.documents, qa.reader, qa.settings.span)
+        qa.span, windows = _span_answerer(embedder, collection.documents, qa.reader, qa.settings.span)
         qa.settings = dataclasses.replace(qa.settings, windows=windows)
     return qa
 
 
-def _span_answerer(embedder: Embedder, documents: "dict[str, Document]", sentence_reader: Reader,
+def _span_answerer(embedder: Embedder, documents: "Mapping[str, Document]", sentence_reader: Reader,
                    settings: SpanAnswerSettings) -> tuple[SpanAnswerer, WindowSettings]:
     """The span answerer and its reader's windows (its model card's); the reader from
     ``RAG_READER_DIR`` (:func:`rag.environment.reader_dir`), else the shipped one."""

@@ -75,8 +75,10 @@ class PgServer:
         self.user = user
 
     @classmethod
-    def start(cls, *, root: Path | None = None, name: str = "primary", data: Path | None = None) -> "PgServer":
-        """initdb (unless ``data`` is an existing cluster, e.g. a base backup) and start the server."""
+    def start(cls, *, root: Path | None = None, name: str = "primary", data: Path | None = None,
+              options: str = "") -> "PgServer":
+        """initdb (unless ``data`` is an existing cluster, e.g. a base backup) and start the server;
+        ``options``: more server settings (``-c name=value ...``)."""
         bin_dir = binaries()  # before anything is created: a missing server leaves nothing behind
         user = _server_user()
         own_root = root is None
@@ -91,7 +93,8 @@ class PgServer:
             server = cls(root, data, free_port(), user)
             server._pg_ctl("start", "-w", "-t", "60", "-l", str(root / f"{data.name}.log"), "-o",
                            f"-c listen_addresses=127.0.0.1 -p {server.port} -c unix_socket_directories='' "
-                           "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100")
+                           "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+                           + (f" {options}" if options else ""))
         except BaseException:
             if own_root:
                 shutil.rmtree(root, ignore_errors=True)

@@ -75,7 +75,7 @@ def test_build_is_incremental(corpus: Path):
     assert "docs/library.md" not in qa.sources()
     for h in qa.search("When does the city library open?", k=10):
         assert h.source != "docs/library.md"
-    assert [c.chunk_id for c in qa._stored.chunks] == list(range(qa.chunk_count))
+    assert [c.chunk_id for c in qa.collection.stored.chunks] == list(range(qa.chunk_count))
     full = IndexWriter("index").sync([corpus], full=True)
     assert full.full and full.embedded_chunks == full.info.chunks
 

@@ -31,10 +31,12 @@ import rag
 from fault_corpus import BASE, NEW, fill
 from pg_workers import context, hold_lock, write_index
 from rag.cli import main as cli
-from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexLockedError, NotAnIndexError
+from rag.answer.romanized import romanized_names
+from rag.errors import IndexCorruptError, IndexIncompatibleError, IndexLockedError, NotAnIndexError, SourceNotFoundError
 from rag.index.folder_store import FolderStore, open_store
 from rag.index.manifest import manifest_digest
 from rag.index.pg_schema import IndexUnavailableError, masked
+from rag.index.pg_collection import PgCollection
 from rag.index.pg_store import PgStore
 from rag.index.store import IndexContent
 from rag.index.store_api import Store
@@ -56,13 +58,13 @@ def ranking(qa: rag.QA, mode: str | None = None) -> list[list[tuple[str, int, in
 
 def fingerprint(index: str) -> str:
     """What a fresh load answers: hits with their scores, answers, the sources."""
-    qa = rag.load(index)
     out: list[object] = []
-    for q in QUERIES[:4]:
-        out.append([(h.source, h.start, h.end, round(h.score, 4)) for h in qa.search(q, k=3)])
-        ans = qa.ask(q)
-        out.append([ans.found, ans.span, ans.text])
-    out.append(sorted(qa.sources()))
+    with rag.load(index) as qa:  # a database index's connection is closed on leaving
+        for q in QUERIES[:4]:
+            out.append([(h.source, h.start, h.end, round(h.score, 4)) for h in qa.search(q, k=3)])
+            ans = qa.ask(q)
+            out.append([ans.found, ans.span, ans.text])
+        out.append(sorted(qa.sources()))
     return json.dumps(out, ensure_ascii=False)
 
 
@@ -119,11 +121,17 @@ def test_everything_a_folder_does_works_on_a_database_url(db: str, tmp_path: Pat
         == ans.citations[0].quote
     # retention: the published version and the one before it
     assert [n for (n,) in sql(db, "SELECT name FROM rag_versions ORDER BY id")][0].startswith("v-000002-")
-    assert sql(db, "SELECT version, description FROM rag_schema_migrations")[0][0] == 1
+    assert [v for (v,) in sql(db, "SELECT version FROM rag_schema_migrations ORDER BY version")] == [1, 2]
     kinds = dict(sql(db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'rag_%'"))
-    assert "USING hnsw (embedding halfvec_ip_ops)" in kinds["rag_vectors_64_hnsw"]
-    assert "USING gin (terms)" in kinds["rag_chunks_terms"]
-    assert not any("hnsw" in d for n, d in kinds.items() if "chunks" in n or "vocabulary" in n)
+    # one HNSW index per version, partial, built after its rows: the retained versions' only
+    live = [int(i) for (i,) in sql(db, "SELECT id FROM rag_versions ORDER BY id")]
+    hnsw = sorted(n for n, d in kinds.items() if "USING hnsw" in d)
+    assert hnsw == sorted(f"rag_vectors_64_v{i}" for i in live)
+    assert all("halfvec_ip_ops" in kinds[n] and f"WHERE (version_id = {n.rsplit('_v', 1)[1]})" in kinds[n]
+               for n in hnsw)
+    assert not any("hnsw" in d or "gin" in d for n, d in kinds.items() if "chunks" in n or "vocabulary" in n)
+    # the answer path queries the database: nothing of the collection is loaded
+    assert isinstance(qa.collection, PgCollection)
     # corpus statistics live in the database: document frequencies of the published version
     df = dict(sql(db, "SELECT v.term, v.df FROM rag_vocabulary v JOIN rag_published p ON p.version_id = v.version_id"))
     assert df["museum"] == 1 and qa.reader is not None
@@ -171,9 +179,11 @@ def test_corrupt_and_foreign_versions_are_refused(db: str, tmp_path: Path):
     sql(db, "UPDATE rag_chunks SET text = 'tampered' WHERE version_id = %s AND chunk_id = 0", (newest,))
     with pytest.raises(IndexCorruptError, match=r"chunks checksum mismatch.*rebuild needed"):
         PgStore(db).read(fallback=False)
-    qa = rag.load(db)
-    assert qa.warning is not None and "loaded the previous version v-000001-" in qa.warning.message
-    assert fingerprint(db) == first
+    stored = PgStore(db).read()  # what writers build on and ``rag status`` checks: every row
+    assert stored.warning is not None and "loaded the previous version v-000001-" in stored.warning.message
+    assert stored.path.name.startswith("v-000001-") and first
+    # answering reads rows as questions need them: only the manifest is checked when loading
+    assert rag.load(db).warning is None
     # a changed manifest row (its digest no longer matches)
     sql(db, "UPDATE rag_versions SET manifest = jsonb_set(manifest, '{chunks}', '999')")
     with pytest.raises(IndexCorruptError, match=r"version v-000002-.*manifest checksum mismatch"):
@@ -422,3 +432,81 @@ def test_build_and_status_print_the_url_without_its_password(db: str, tmp_path: 
         code, out, err = run_cli(*args)
         assert code == 0, err
         assert "s3cret" not in out + err and "***" in out
+
+
+def test_the_answer_path_reads_the_database_not_a_copy_of_the_collection(db: str, tmp_path: Path):
+    docs = fill(tmp_path / "docs", NEW)
+    shutil.copy(SEED, docs / SEED.name)
+    IndexWriter(db, model="test-hash").sync([docs])
+    folder = tmp_path / "index"
+    IndexWriter(folder, model="test-hash").sync([docs])
+    with rag.load(db) as pg, rag.load(folder) as fs:
+        c, m = pg.collection, fs.collection
+        assert isinstance(c, PgCollection) and not hasattr(c, "stored")
+        # term statistics, the corpus's script, names in pinyin: as the folder store answers them
+        for term in ("工业", "bridge", "museum", "增加值", "nowhere-term"):
+            assert c.document_frequency(term) == m.document_frequency(term), term
+        assert c.cjk_share() == pytest.approx(m.cjk_share())
+        for name in ("Zhao Zhiguo", "Guan Bing", "Wang Xiaoming"):
+            (n,) = romanized_names(f"Who is {name}?")
+            assert c.mentions(n.pattern().pattern, n.text) == m.mentions(n.pattern().pattern, n.text), name
+        assert c.mentions(romanized_names("Who is Zhao Zhiguo?")[0].pattern().pattern, "Zhao Zhiguo")
+        for q in ("Who is Zhao Zhiguo?", "Who is Wang Xiaoming?", "When was the bridge built?"):
+            assert pg.ask(q).text == fs.ask(q).text, q
+        # documents are fetched by source, and a missing one is a clear error
+        first = next(iter(c.documents))
+        assert c.documents[first].text == m.documents[first].text and len(c.documents) == len(m.documents)
+        with pytest.raises(SourceNotFoundError, match="nowhere.txt: not in this index"):
+            pg.document("nowhere.txt")
+        # two writes later its version is gone: a search says so instead of answering from nothing
+        for extra in ("one.txt", "two.txt"):
+            (docs / extra).write_text(f"Extra document {extra} about ferries.", encoding="utf-8")
+            IndexWriter(db, model="test-hash").sync([docs])
+        with pytest.raises(IndexUnavailableError, match="removed by a newer write; load the index again"):
+            pg.search("ferries")
+        with rag.load(db) as fresh:
+            assert fresh.search("ferries")[0].source.endswith(".txt")
+
+
+def test_a_schema_1_database_is_migrated_in_place_and_answers_as_before(db: str, tmp_path: Path):
+    docs = fill(tmp_path / "docs", BASE)
+    IndexWriter(db, model="test-hash").sync([docs])
+    before = fingerprint(db)
+    # the database as the first release left it: int4[] term ids with a GIN index, one HNSW index
+    # over every version's vectors, no postings, no search statistics, schema version 1
+    (vid,) = sql(db, "SELECT version_id FROM rag_published")[0]
+    for statement in (
+            "ALTER TABLE rag_chunks ADD COLUMN terms integer[]",
+            "UPDATE rag_chunks SET terms = ARRAY(SELECT get_byte(term_ids, 4 * i) * 16777216 + "
+            "get_byte(term_ids, 4 * i + 1) * 65536 + get_byte(term_ids, 4 * i + 2) * 256 + get_byte(term_ids, 4 * i + 3) "
+            "FROM generate_series(0, length(term_ids) / 4 - 1) AS i ORDER BY i)",
+            "ALTER TABLE rag_chunks DROP COLUMN term_ids",
+            "CREATE INDEX rag_chunks_terms ON rag_chunks USING gin (terms)",
+            "DROP TABLE rag_postings",
+            "ALTER TABLE rag_versions DROP COLUMN search",
+            f"DROP INDEX rag_vectors_64_v{vid}",
+            "CREATE INDEX rag_vectors_64_hnsw ON rag_vectors_64 USING hnsw (embedding halfvec_ip_ops)",
+            "DROP INDEX rag_vocabulary_term",
+            "CREATE INDEX rag_vocabulary_term ON rag_vocabulary (version_id, term)",
+            "DELETE FROM rag_schema_migrations WHERE version = 2"):
+        sql(db, statement)
+    # before any writer has migrated it, it is read as it is (a reader never writes)
+    with rag.load(db) as qa:
+        assert qa.warning is not None and "written by an earlier rag" in qa.warning.message
+    assert fingerprint(db) == before
+    # the next writer migrates (under its lock) and reads the old version back intact
+    with PgStore(db).lock():
+        pass
+    assert [v for (v,) in sql(db, "SELECT version FROM rag_schema_migrations ORDER BY version")] == [1, 2]
+    stored = PgStore(db).read()  # every checksum verified: the converted term ids are the same ids
+    assert stored.warning is None
+    with rag.load(db) as qa:  # no postings yet: loaded into memory, with a warning that says why
+        assert qa.warning is not None and "written by an earlier rag" in qa.warning.message
+        assert not isinstance(qa.collection, PgCollection)
+    assert fingerprint(db) == before
+    fill(docs, NEW)
+    IndexWriter(db, model="test-hash").sync([docs])
+    with rag.load(db) as qa:
+        assert qa.warning is None and isinstance(qa.collection, PgCollection)
+    kinds = dict(sql(db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'rag_%'"))
+    assert "rag_vectors_64_hnsw" not in kinds and "rag_chunks_terms" not in kinds

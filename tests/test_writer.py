@@ -15,6 +15,7 @@ import pytest
 
 import rag
 from rag.errors import IndexIncompatibleError, IndexNotFoundError
+from rag.index.collection import MemoryCollection
 from rag.index.embedding import HashEmbedder
 from rag.index.folder_store import FolderStore, open_store
 from rag.index.store import FORMAT_VERSION, Manifest, SourceRecord, StoredIndex, load_index
@@ -64,6 +65,9 @@ class MemoryStore:
         if not self.versions:
             raise IndexNotFoundError(f"{self.location}: no index here (build one with: python -m rag build)")
         return self.versions[-1]
+
+    def collection(self, *, verify: bool = True) -> MemoryCollection:
+        return MemoryCollection(self.read(verify=verify))
 
     def manifest(self) -> tuple[Manifest, str, str | None]:
         stored = self.read()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -24,7 +24,7 @@ from rag.index.embedding import Embedder
 from rag.normalize import cjk_share, fold
 from rag.settings import ReaderSettings
 from rag.answer.question import Question, parse_question
-from rag.answer.romanized import romanized_names
+from rag.answer.romanized import RomanizedName, romanized_names
 from rag.types import Answer, Citation, Document, Hit
 
 NOT_FOUND = "The documents do not answer this question. / 文档中没有找到答案。"
@@ -80,15 +80,21 @@ class Reader:
 
     def __init__(
         self,
-        documents: dict[str, Document],
+        documents: Mapping[str, Document],
         document_frequency: Callable[[str], int],
         n_chunks: int,
         embedder: Embedder | None,
         corpus_cjk: float,
         dense_usable: Callable[[str], bool],
         settings: ReaderSettings | None = None,
+        *,
+        mentions: Callable[[str, str], bool] | None = None,
     ) -> None:
+        """``documents``: by source (a mapping that may fetch on access); ``mentions(han, written)``:
+        whether the corpus holds a name given in pinyin, as the Han regex or as written
+        (:meth:`rag.index.collection.Collection.mentions`; default: searched in ``documents``, folded)."""
         self.documents = documents
+        self._mentions = mentions
         self.df = document_frequency
         self.n = max(1, n_chunks)
         self.embedder = embedder
@@ -208,7 +214,13 @@ class Reader:
     def _unknown_across(self, q: Question) -> bool:
         """Across languages: a figure or acronym the corpus never mentions, or a Chinese name in
         pinyin ("Guan Bing") that no Han name of the corpus reads as (:mod:`rag.answer.romanized`)."""
-        return self._unknown_literal(q) or any(not n.found_in(self._corpus_folded) for n in romanized_names(q.text))
+        return self._unknown_literal(q) or any(not self.mentions(n) for n in romanized_names(q.text))
+
+    def mentions(self, name: RomanizedName) -> bool:
+        """Whether the corpus holds ``name`` (in Han characters or as written)."""
+        if self._mentions is not None:
+            return self._mentions(name.pattern().pattern, name.text)
+        return name.found_in(self._corpus_folded)
 
     @cached_property
     def _corpus_folded(self) -> str:
@@ -419,15 +431,3 @@ def _make(text: str, base: int, a: int, b: int) -> SpanMatch:
 def _across_languages(question_cjk: float, text_cjk: float) -> bool:
     """Question and text in different languages (Han letter shares far apart)."""
     return abs(question_cjk - text_cjk) > 0.5
-
-
-def corpus_cjk_share(documents: dict[str, Document], sample_chars: int = 200_000) -> float:
-    """Share of Han letters in the corpus (sampled), to tell cross-language questions."""
-    budget = sample_chars
-    parts: list[str] = []
-    for d in documents.values():
-        parts.append(d.text[: max(0, budget)])
-        budget -= len(parts[-1])
-        if budget <= 0:
-            break
-    return cjk_share("".join(parts))

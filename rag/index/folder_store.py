@@ -7,6 +7,7 @@ import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 
+from rag.index.collection import Collection, MemoryCollection
 from rag.index.store import (
     IndexContent,
     Manifest,
@@ -40,6 +41,10 @@ class FolderStore:
 
     def read(self, *, verify: bool = True, fallback: bool = True, tokens: bool = False) -> StoredIndex:
         return load_index(self.folder, verify=verify, fallback=fallback, tokens=tokens)
+
+    def collection(self, *, verify: bool = True) -> Collection:
+        """The published version, loaded whole (:class:`~rag.index.collection.MemoryCollection`)."""
+        return MemoryCollection(self.read(verify=verify))
 
     def manifest(self) -> tuple[Manifest, str, str | None]:
         version, warning = locate_version(self.folder)

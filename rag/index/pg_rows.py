@@ -103,12 +103,33 @@ def document_frequencies(terms: ChunkTerms) -> np.ndarray:
     return np.bincount(pairs % size, minlength=size)
 
 
-def terms_from_rows(rows: Sequence[Sequence[int]], vocabulary: Sequence[str]) -> ChunkTerms:
-    """Chunks' term id lists (``rag_chunks.terms``, in chunk order) as :class:`ChunkTerms`."""
-    lengths = np.fromiter((len(r) for r in rows), dtype=np.int64, count=len(rows))
+def term_bytes(ids: np.ndarray) -> bytes:
+    """Term (or chunk) ids as ``bytea`` holds them: int32, big-endian (as ``int4send`` writes them)."""
+    return np.ascontiguousarray(ids, dtype=">i4").tobytes()
+
+
+def impact_bytes(impacts: np.ndarray) -> bytes:
+    """BM25 impacts as ``rag_postings.impacts`` holds them: float32, big-endian."""
+    return np.ascontiguousarray(impacts, dtype=">f4").tobytes()
+
+
+def ids_of(data: bytes | memoryview) -> np.ndarray:
+    """The ids of a :func:`term_bytes` value (native int32)."""
+    return np.frombuffer(data, dtype=">i4").astype(np.int32)
+
+
+def impacts_of(data: bytes | memoryview) -> np.ndarray:
+    return np.frombuffer(data, dtype=">f4").astype(np.float32)
+
+
+def terms_from_rows(rows: Sequence[bytes], vocabulary: Sequence[str]) -> ChunkTerms:
+    """Chunks' term ids (``rag_chunks.term_ids``, in chunk order) as :class:`ChunkTerms`."""
+    if any(len(r) % 4 for r in rows):
+        raise ValueError("a chunk's term ids are not whole int32 values")
+    lengths = np.fromiter((len(r) // 4 for r in rows), dtype=np.int64, count=len(rows))
     offsets = np.zeros(len(rows) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    ids = np.fromiter((t for r in rows for t in r), dtype=np.int32, count=int(offsets[-1]))
+    ids = np.frombuffer(b"".join(rows), dtype=">i4").astype(np.int32) if rows else np.zeros(0, np.int32)
     terms = ChunkTerms(ids, offsets, tuple(vocabulary))
     terms.check()
     return terms
@@ -149,6 +170,7 @@ def verify(where: str, manifest: Manifest, found: dict[str, str]) -> None:
 
 __all__ = [
     "PARTS", "chunk_row", "chunks_digest", "document_frequencies", "document_of", "documents_digest", "half",
+    "ids_of", "impact_bytes", "impacts_of", "term_bytes",
     "manifest_from_row", "report_json", "signatures_digest", "terms_digest", "terms_from_rows", "vectors_digest",
     "verify", "vocabulary_digest",
 ]

@@ -12,14 +12,29 @@ each migration applied)::
     rag_documents     version_id, position, source, sha256, encoding, text, report (json),
                       signature (MinHash, bytea)
     rag_chunks        version_id, chunk_id, source, start_char, end_char, text, visibility,
-                      terms (int4[] BM25 term ids; GIN index: the lexical side's inverted index)
+                      term_ids (bytea: the chunk's BM25 term ids, int32 big-endian, in order)
     rag_vocabulary    version_id, term_id, term, df (in how many chunks the term occurs)
+    rag_postings      version_id, term_id, chunk_ids, impacts (bytea, int32 / float32
+                      big-endian): the lexical side's inverted index, each term's chunks with
+                      their BM25 contribution, highest first, at most the version's head size
     rag_vectors_<d>   version_id, chunk_id, embedding halfvec(d), one table per model dimension,
-                      created with its first version; HNSW index (halfvec_ip_ops)
+                      created with its first version; an HNSW index (halfvec_ip_ops) per
+                      version, partial (``WHERE version_id = N``), built after its rows are
+                      loaded (``rag_vectors_<d>_v<N>``)
+
+``rag_versions.search`` (jsonb) holds what queries need besides rows: the BM25 statistics
+(chunks, mean terms per chunk, k1, b), the postings' head size and the HNSW index's name.
 
 Every row of a version hangs off ``rag_versions`` (``ON DELETE CASCADE``): a version is
-written in one transaction and removed with one ``DELETE``. The sparse side is never indexed
-with HNSW: term ids go into a GIN index, and scoring is exact.
+written in one transaction and removed with one ``DELETE`` (its HNSW index dropped with it).
+The sparse side is never indexed with HNSW: lexical candidates come from the postings, and
+their scores are then computed exactly from the chunks' term ids
+(:mod:`rag.index.pg_collection`).
+
+Schema 1 (the first slice) kept the term ids as ``int4[]`` with a GIN index and one HNSW
+index over every version's vectors; migration 2 converts the term ids in place and drops
+those indexes. Versions written before it have no postings: queries on them load the version
+into memory (with a warning) until the next build, add or remove writes a new one.
 """
 
 from __future__ import annotations
@@ -157,9 +172,37 @@ _INITIAL = (
     "CREATE INDEX rag_vocabulary_term ON rag_vocabulary (version_id, term)",
 )
 
+_SEARCH_IN_DATABASE = (
+    "ALTER TABLE rag_versions ADD COLUMN search jsonb",
+    "ALTER TABLE rag_chunks ADD COLUMN term_ids bytea",
+    """UPDATE rag_chunks SET term_ids = coalesce(
+        (SELECT string_agg(int4send(t), ''::bytea ORDER BY o) FROM unnest(terms) WITH ORDINALITY AS u(t, o)),
+        ''::bytea)""",
+    "ALTER TABLE rag_chunks ALTER COLUMN term_ids SET NOT NULL",
+    "DROP INDEX rag_chunks_terms",
+    "ALTER TABLE rag_chunks DROP COLUMN terms",
+    """CREATE TABLE rag_postings (
+        version_id bigint NOT NULL REFERENCES rag_versions (id) ON DELETE CASCADE,
+        term_id integer NOT NULL,
+        chunk_ids bytea NOT NULL,
+        impacts bytea NOT NULL,
+        PRIMARY KEY (version_id, term_id))""",
+    # terms are looked up by equality: the "C" collation compares bytes, several times faster to build and search
+    "DROP INDEX rag_vocabulary_term",
+    'CREATE INDEX rag_vocabulary_term ON rag_vocabulary (version_id, term COLLATE "C")',
+    # the HNSW index over every version's vectors: each version gets its own from now on
+    """DO $$ DECLARE r record; BEGIN
+        FOR r IN SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()
+                 AND indexname ~ '^rag_vectors_[0-9]+_hnsw$' LOOP
+            EXECUTE format('DROP INDEX %I', r.indexname);
+        END LOOP; END $$""",
+)
+
 #: (schema version, what it does, its statements), applied in order, each in one transaction
 MIGRATIONS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "versions, published pointer, documents, chunks with GIN-indexed term ids, vocabulary", _INITIAL),
+    (2, "search in the database: term ids as bytea, postings with BM25 impacts, an HNSW index per version",
+     _SEARCH_IN_DATABASE),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1][0]
@@ -207,8 +250,8 @@ def vectors_table(dimension: int) -> str:
 
 
 def ensure_vectors_table(conn: "psycopg.Connection[Any]", dimension: int) -> str:
-    """Create the vectors table of ``dimension`` and its HNSW index when missing (inside the
-    caller's transaction: DDL is transactional in PostgreSQL)."""
+    """Create the vectors table of ``dimension`` when missing (inside the caller's transaction:
+    DDL is transactional in PostgreSQL). Its HNSW indexes are per version (:func:`hnsw_index`)."""
     name = vectors_table(dimension)
     if not table_exists(conn, name):
         conn.execute(f"""CREATE TABLE {name} (
@@ -216,8 +259,33 @@ def ensure_vectors_table(conn: "psycopg.Connection[Any]", dimension: int) -> str
             chunk_id integer NOT NULL,
             embedding halfvec({int(dimension)}) NOT NULL,
             PRIMARY KEY (version_id, chunk_id))""")  # type: ignore[arg-type]
-        conn.execute(f"CREATE INDEX {name}_hnsw ON {name} USING hnsw (embedding halfvec_ip_ops)")  # type: ignore[arg-type]
     return name
+
+
+def hnsw_index(dimension: int, version_id: int) -> str:
+    """The name of version ``version_id``'s HNSW index over its vectors of ``dimension``."""
+    return f"{vectors_table(dimension)}_v{int(version_id)}"
+
+
+def build_hnsw(conn: "psycopg.Connection[Any]", dimension: int, version_id: int, *, m: int, ef_construction: int,
+               memory_mb: int) -> str:
+    """Build version ``version_id``'s partial HNSW index (inside the caller's transaction, after
+    its vectors are loaded: a bulk build is many times faster than inserting into a live graph),
+    with ``memory_mb`` of ``maintenance_work_mem`` so that the graph is built in memory."""
+    name = hnsw_index(dimension, version_id)
+    conn.execute(f"SET LOCAL maintenance_work_mem = '{int(memory_mb)}MB'")  # type: ignore[arg-type]
+    conn.execute(f"CREATE INDEX {name} ON {vectors_table(dimension)} USING hnsw (embedding halfvec_ip_ops) "  # type: ignore[arg-type]
+                 f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) WHERE version_id = {int(version_id)}")
+    return name
+
+
+def drop_hnsw(conn: "psycopg.Connection[Any]", version_ids: "list[int]") -> None:
+    """Drop the HNSW indexes of ``version_ids`` (versions being removed), whatever their dimension."""
+    for vid in version_ids:
+        for (name,) in conn.execute(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname ~ %s",
+                (f"^rag_vectors_[0-9]+_v{int(vid)}$",)).fetchall():
+            conn.execute(f'DROP INDEX IF EXISTS "{name}"')  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- the writer lock
@@ -269,6 +337,6 @@ def _holder(conn: "psycopg.Connection[Any]") -> str:
 
 __all__ = [
     "CONNECT_TIMEOUT", "LOCK_KEYS", "MIGRATIONS", "SCHEMA_VERSION", "SCHEMES", "IndexUnavailableError",
-    "advisory_lock", "connect", "ensure_vectors_table", "is_database_url", "masked", "migrate", "one_line",
+    "advisory_lock", "build_hnsw", "connect", "drop_hnsw", "ensure_vectors_table", "hnsw_index", "is_database_url", "masked", "migrate", "one_line",
     "schema_version", "table_exists", "vectors_table",
 ]

@@ -19,8 +19,10 @@ everything above the store works unchanged.
 * **Writers** are serialised by a PostgreSQL advisory lock (:func:`rag.index.pg_schema.advisory_lock`),
   held on its own connection: a writer that dies releases it with its connection.
 
-Known limit of this first slice: :meth:`PgStore.read` loads the whole collection into memory,
-as the folder store does; the answer path does not query the database yet.
+* **Answering** does not load the collection: :meth:`PgStore.collection` gives a
+  :class:`~rag.index.pg_collection.PgCollection`, which searches in the database (postings,
+  HNSW) and fetches documents by source. :meth:`PgStore.read` (every row, checksums verified)
+  is for writers, which build a new version from the old one, and for ``rag status --verify``.
 """
 
 from __future__ import annotations
@@ -37,14 +39,18 @@ import numpy as np
 
 from rag.errors import IndexCorruptError, IndexError_, IndexNotFoundError, IndexWriteError
 from rag.index import pg_rows as rows
+from rag.index.collection import MemoryCollection
 from rag.index.lexical import BM25Index
 from rag.index.loading import LoadWarning, StoredIndex
 from rag.index.lock import DEFAULT_LOCK_TIMEOUT
 from rag.index.manifest import FORMAT_VERSION, Manifest, SourceRecord, library_versions
+from rag.index.pg_collection import PgCollection
 from rag.index.pg_schema import (
     IndexUnavailableError,
     advisory_lock,
+    build_hnsw,
     connect,
+    drop_hnsw,
     ensure_vectors_table,
     masked,
     migrate,
@@ -53,13 +59,30 @@ from rag.index.pg_schema import (
     table_exists,
     vectors_table,
 )
+from rag.index.postings import corpus_stats, impact_heads, impacts
 from rag.index.store import IndexContent, fault_point
 from rag.types import Chunk, Document
 
 if TYPE_CHECKING:
     import psycopg
 
+    from rag.index.collection import Collection
+
 T = TypeVar("T")
+
+#: chunks kept per term in ``rag_postings`` (highest BM25 impact first). Searches propose
+#: lexical candidates from these heads and score them exactly; measured on the DRCD dev
+#: questions (``benchmarks/bench_pg.py``), see README "PostgreSQL at scale".
+POSTINGS_HEAD = 2000
+
+#: HNSW graph parameters of each version's index (pgvector's defaults)
+HNSW_M = 16
+HNSW_EF_CONSTRUCTION = 64
+
+#: ``maintenance_work_mem`` for building a version's HNSW index (the graph of 1M 384-d halfvec
+#: rows takes about 1.3 GB; a build that does not fit in memory is several times slower)
+HNSW_BUILD_MB = 2048
+
 _NO_INDEX = "no index here (build one with: python -m rag build)"
 
 
@@ -74,6 +97,8 @@ class PgStore:
         self._location = masked(url)
         self._read_location = masked(read_url) if read_url else self._location
         self._locked = 0
+        #: seconds the last publish spent writing rows ("rows") and building the HNSW index ("hnsw")
+        self.timings: dict[str, float] = {}
 
     def __repr__(self) -> str:
         extra = f", read_url={self._read_location!r}" if self.read_url else ""
@@ -117,6 +142,55 @@ class PgStore:
 
     def manifest(self) -> tuple[Manifest, str, str | None]:
         return self._reading(self._manifest)
+
+    def collection(self, *, verify: bool = True) -> "Collection":
+        """The published version, queried in the database per question
+        (:class:`~rag.index.pg_collection.PgCollection`): only its manifest is read here (its
+        digest checked; the parts' checksums are checked by :meth:`read`, which writers and
+        ``rag status`` use). A version written before the database could search
+        (schema 1: no postings) is loaded into memory instead, with a warning."""
+        picked = self._reading(self._published_search)
+        vid, name, manifest, search, documents, warning = picked
+        if search is None:
+            stored = self.read(verify=verify)
+            if stored.warning is None:
+                stored = replace(stored, warning=LoadWarning(
+                    f"{self._read_location}: version {name} was written by an earlier rag, which did not index it for "
+                    "searching in the database: it is loaded into memory (the next build, add or remove writes one "
+                    "that is searched in the database)", refused=f"{self._read_location}#{name}",
+                    loaded=f"{self._read_location}#{name}"))
+            return MemoryCollection(stored)
+        url = self.read_url if self.read_url else self.url
+        return PgCollection(url, self._read_location, vid, name, manifest, search, documents, warning)
+
+    def _published_search(self, conn: Any, where: str) -> tuple[int, str, Manifest, Any, int, LoadWarning | None]:
+        """The version a collection serves: the published one, or (with none marked as
+        published) the newest whose manifest reads; an unreadable published manifest gives the
+        one before it."""
+        versions, published = self._versions(conn, where)
+        names = dict(versions)
+        order = [v for v, _ in versions if published is None or v <= published]
+        first: IndexError_ | None = None
+        for vid in order:
+            try:
+                manifest = self._manifest_of(conn, where, vid, names[vid])
+            except IndexCorruptError as exc:
+                first = first or exc
+                continue
+            # a schema-1 database (not migrated yet: no writer has run since the upgrade) has no search column
+            row = conn.execute("SELECT search, documents FROM rag_versions WHERE id = %s", (vid,)).fetchone() \
+                if schema_version(conn, where) >= 2 else \
+                conn.execute("SELECT NULL, documents FROM rag_versions WHERE id = %s", (vid,)).fetchone()
+            warning = None
+            if published is None:
+                warning = LoadWarning(f"{_unpublished(where)}; serving the newest readable version {names[vid]} (the "
+                                      "next build, add or remove publishes it again)", refused=f"{where} rag_published",
+                                      loaded=f"{where}#{names[vid]}")
+            elif vid != published:
+                warning = LoadWarning(f"{first}; serving the previous version {names[vid]} instead (rebuild to repair)",
+                                      refused=f"{where}#{names[published]}", loaded=f"{where}#{names[vid]}")
+            return vid, names[vid], manifest, row[0], int(row[1]), warning
+        raise first if published is not None and first is not None else _nothing_intact(where, first)
 
     def _versions(self, conn: Any, where: str) -> tuple[list[tuple[int, str]], int | None]:
         """Every version (newest first) and the published one's id; no index raises."""
@@ -203,13 +277,14 @@ class PgStore:
                 signatures.append(None if sig is None else np.frombuffer(bytes(sig), dtype="<u8"))
             chunks: list[Chunk] = []
             visibility: list[float | None] = []
-            term_rows: list[list[int]] = []
+            term_rows: list[bytes] = []
+            column = "term_ids" if schema_version(conn, where) >= 2 else "terms"  # schema 1: int4[]
             for cid, source, start, end, text, vis, terms in conn.execute(
-                    "SELECT chunk_id, source, start_char, end_char, text, visibility, terms FROM rag_chunks "
+                    f"SELECT chunk_id, source, start_char, end_char, text, visibility, {column} FROM rag_chunks "  # type: ignore[arg-type]
                     "WHERE version_id = %s ORDER BY chunk_id", (vid,)):
                 chunks.append(Chunk(int(cid), source, int(start), int(end), text))
                 visibility.append(None if vis is None else float(vis))
-                term_rows.append(terms)
+                term_rows.append(bytes(terms) if column == "term_ids" else rows.term_bytes(np.asarray(terms, np.int64)))
             vocabulary = [t for (t,) in conn.execute(
                 "SELECT term FROM rag_vocabulary WHERE version_id = %s ORDER BY term_id", (vid,))]
             with conn.cursor(binary=True) as cur:
@@ -295,6 +370,8 @@ class PgStore:
             if schema_version(conn, self._location) == 0:
                 return []
             with conn.transaction():
+                drop_hnsw(conn, [int(i) for (i,) in conn.execute(
+                    "SELECT id FROM rag_versions WHERE id > (SELECT version_id FROM rag_published)")])
                 gone = conn.execute("DELETE FROM rag_versions WHERE id > (SELECT version_id FROM rag_published) "
                                     "RETURNING name").fetchall()
             return [n for (n,) in gone]
@@ -317,6 +394,7 @@ class PgStore:
         from pgvector.psycopg import register_vector
 
         fault_point("start")
+        started = time.perf_counter()
         migrate(conn, self._location)
         register_vector(conn)
         halves = rows.half(content.vectors).reshape(len(content.chunks), content.dimension)
@@ -351,21 +429,43 @@ class PgStore:
                                         None if sigs is None else sigs[i].tobytes()))
                 fault_point("after-documents")
                 with cur.copy("COPY rag_chunks (version_id, chunk_id, source, start_char, end_char, text, visibility, "
-                              "terms) FROM STDIN") as copy:
+                              "term_ids) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int8", "int4", "text", "int4", "int4", "text", "float8", "bytea"])
+                    ids = np.ascontiguousarray(content.tokens.ids, dtype=">i4")  # as bytea holds them, converted once
+                    bounds = content.tokens.offsets.tolist()
                     for i, c in enumerate(content.chunks):
                         copy.write_row((seq, c.chunk_id, c.source, c.start, c.end, c.text, round(float(vis[i]), 6),
-                                        content.tokens.row(i).tolist()))
+                                        ids[bounds[i]:bounds[i + 1]].tobytes()))
+                    del ids
                 fault_point("after-chunks")
-                df = rows.document_frequencies(content.tokens)
-                with cur.copy("COPY rag_vocabulary (version_id, term_id, term, df) FROM STDIN") as copy:
-                    for i, term in enumerate(content.tokens.vocabulary):
-                        copy.write_row((seq, i, term, int(df[i])))
+                stats = corpus_stats(content.tokens)
+                lexical = impacts(content.tokens, stats)
+                with cur.copy("COPY rag_vocabulary (version_id, term_id, term, df) FROM STDIN (FORMAT BINARY)") as copy:
+                    copy.set_types(["int8", "int4", "text", "int4"])
+                    for i, (term, df) in enumerate(zip(content.tokens.vocabulary, lexical.df.tolist())):
+                        copy.write_row((seq, i, term, df))
+                with cur.copy("COPY rag_postings (version_id, term_id, chunk_ids, impacts) FROM STDIN (FORMAT BINARY)") \
+                        as copy:
+                    copy.set_types(["int8", "int4", "bytea", "bytea"])
+                    for term_id, chunk_ids, impact in impact_heads(lexical, POSTINGS_HEAD, big_endian=True):
+                        copy.write_row((seq, term_id, chunk_ids.tobytes(), impact.tobytes()))
+                del lexical
                 fault_point("after-tokens")
                 with cur.copy(f"COPY {table} (version_id, chunk_id, embedding) FROM STDIN (FORMAT BINARY)") as copy:
                     copy.set_types(["int8", "int4", "halfvec"])
                     for i in range(len(halves)):
                         copy.write_row((seq, i, HalfVector(halves[i])))
                 fault_point("after-faiss")
+            rows_done = time.perf_counter()
+            hnsw = build_hnsw(conn, content.dimension, seq, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
+                              memory_mb=HNSW_BUILD_MB)
+            # the planner's statistics for the new rows (the candidates' lookups must use the primary keys)
+            conn.execute(f"ANALYZE rag_documents, rag_chunks, rag_vocabulary, rag_postings, {table}")  # type: ignore[arg-type]
+            self.timings = {"rows": rows_done - started, "hnsw": time.perf_counter() - rows_done}
+            conn.execute("UPDATE rag_versions SET search = %s::jsonb WHERE id = %s", (_json({
+                "chunks": stats.chunks, "mean_terms": stats.mean_terms, "k1": stats.k1, "b": stats.b,
+                "postings_head": POSTINGS_HEAD, "hnsw": hnsw, "hnsw_m": HNSW_M,
+                "hnsw_ef_construction": HNSW_EF_CONSTRUCTION}), seq))
             fault_point("after-manifest")
             based = conn.execute("SELECT id FROM rag_versions WHERE name = %s",
                                  (based_on.path.name if based_on is not None else "",)).fetchone()
@@ -393,6 +493,7 @@ def _prune(conn: Any, published: int, also_keep: tuple[int | None, ...]) -> list
         return []
     fault_point("during-prune")
     with conn.transaction():
+        drop_hnsw(conn, sorted(ids - keep))
         gone = conn.execute("DELETE FROM rag_versions WHERE NOT (id = ANY(%s)) RETURNING name",
                             (sorted(keep),)).fetchall()
     return [n for (n,) in gone]

@@ -75,13 +75,7 @@ class Retriever:
     def search(self, query: str, k: int = 5, mode: str | None = None,
                settings: IndexSettings | None = None) -> list[Hit]:
         settings = settings or self.settings
-        mode = mode or settings.mode
-        if mode not in MODES:
-            raise QueryError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
-        if k < 1:
-            raise QueryError(f"k must be at least 1, got {k}")
-        if not query.strip():
-            raise QueryError("the question is empty")
+        mode = checked_mode(query, k, mode or settings.mode)
         n = len(self.chunks)
         if n == 0:
             return []
@@ -93,7 +87,7 @@ class Retriever:
 
         if mode == "bm25":
             assert lex is not None
-            return self._hits(self._top(lex, k), lex, None, lex)
+            return self._hits(self._matching(lex, k), lex, None, lex)
         if mode == "dense":
             assert qv is not None
             ids, sims = self._dense_top(qv.vector, k)
@@ -102,19 +96,26 @@ class Retriever:
         assert lex is not None
         w = self.dense_weight(qv, settings)
         if qv is None or w <= 0.0:
-            return self._hits(self._top(lex, k), lex, None, lex)
-        cand = set(self._top(lex, n_cand).tolist())
+            return self._hits(self._matching(lex, k), lex, None, lex)
+        cand = set(self._matching(lex, n_cand).tolist())
         d_ids, _ = self._dense_top(qv.vector, n_cand)
         cand.update(int(i) for i in d_ids)
         ids = np.fromiter(cand, dtype=np.int64)
         dense = self.vectors[ids] @ qv.vector
         lex_c = lex[ids]
-        fused = (1.0 - w) * _max_scale(lex_c) + w * _min_max(dense)
+        fused = fuse(lex_c, dense, w)
         order = np.argsort(-fused, kind="stable")[:k]
         return [
             self._hit(int(ids[j]), float(fused[j]), float(lex_c[j]), float(dense[j]), r)
             for r, j in enumerate(order)
         ]
+
+    def _matching(self, scores: np.ndarray, k: int) -> np.ndarray:
+        """The ``k`` best chunks by BM25 among those sharing a term with the query (a chunk
+        that shares none is no lexical result, and would only shift the dense side's
+        normalisation over the candidates): what a store with an inverted index finds too."""
+        top = self._top(scores, k)
+        return top[scores[top] > 0]
 
     def _top(self, scores: np.ndarray, k: int) -> np.ndarray:
         if k >= len(scores):
@@ -136,6 +137,23 @@ class Retriever:
     def _hit(self, i: int, score: float, bm25: float, dense: float, rank: int) -> Hit:
         c = self.chunks[i]
         return Hit(c.chunk_id, c.source, c.text, c.start, c.end, score, bm25, dense, rank + 1)
+
+
+def checked_mode(query: str, k: int, mode: str) -> str:
+    """``mode``, once the search's arguments are known to be valid (:class:`QueryError` otherwise)."""
+    if mode not in MODES:
+        raise QueryError(f"unknown retrieval mode {mode!r}; choose one of {', '.join(MODES)}")
+    if k < 1:
+        raise QueryError(f"k must be at least 1, got {k}")
+    if not query.strip():
+        raise QueryError("the question is empty")
+    return mode
+
+
+def fuse(lexical: np.ndarray, dense: np.ndarray, w: float) -> np.ndarray:
+    """The fused score of candidates from their BM25 and cosine scores: ``(1 - w)`` of the
+    max-scaled BM25 plus ``w`` of the min-max-scaled cosine, both over the candidate set."""
+    return (1.0 - w) * _max_scale(lexical) + w * _min_max(dense)
 
 
 def _max_scale(x: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from rag.index.collection import Collection
     from rag.index.store import IndexContent, Manifest, StoredIndex
 
 
@@ -44,6 +45,11 @@ class Store(Protocol):
         ``fallback``, an unusable published version gives the intact one before it (or, with
         no version marked as published, the newest intact one), and ``StoredIndex.warning``
         says so. ``tokens`` loads the BM25 terms per chunk too (writers reuse them)."""
+        ...
+
+    def collection(self, *, verify: bool = True) -> Collection:
+        """The published version as the answer path reads it (:mod:`rag.index.collection`):
+        loaded whole, or queried where it is stored. Falls back as :meth:`read` does."""
         ...
 
     def manifest(self) -> tuple[Manifest, str, str | None]:

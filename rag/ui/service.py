@@ -230,9 +230,11 @@ class QAService:
 
     def _swap(self, qa: QA) -> None:
         with self._swap_lock:
-            self._qa = qa
+            old, self._qa = self._qa, qa
             self._error = None
         self._ready.set()
+        if old is not None and old is not qa:
+            old.close()  # a database index's connection; a request still on it reconnects
 
     @property
     def ready(self) -> bool:
