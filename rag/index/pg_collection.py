@@ -42,7 +42,7 @@ from rag.index.collection import SAMPLE_CHARS
 from rag.index.lexical import tokenize
 from rag.index.pg_schema import IndexUnavailableError, connect, one_line, vectors_table
 from rag.index.postings import LexicalStats, exact_scores, head_scores
-from rag.index.retriever import QueryVector, checked_mode, dense_gate, fuse
+from rag.index.retriever import QueryVector, checked_mode, dense_weight, fuse, query_vector
 from rag.types import Document, Hit
 
 if TYPE_CHECKING:
@@ -272,13 +272,6 @@ class PgSearcher:
         self.settings = settings
         self._vectors = vectors_table(collection.manifest.dimension)
 
-    def embed_query(self, query: str, settings: "IndexSettings", *, force: bool = False) -> QueryVector | None:
-        """As :meth:`rag.index.retriever.Retriever.embed_query`."""
-        vis = float(self.embedder.visibility([query])[0])
-        if not force and dense_gate(min(vis, self.collection.manifest.visibility), settings) <= 0.0:
-            return None
-        return QueryVector(self.embedder.encode([query], kind="query")[0], vis)
-
     def search(self, query: str, k: int = 5, mode: str | None = None,
                settings: "IndexSettings | None" = None) -> list[Hit]:
         settings = settings or self.settings
@@ -290,9 +283,9 @@ class PgSearcher:
         k = min(k, n)
         n_cand = min(n, max(settings.candidates, 4 * k))
         terms = tokenize(query) if mode in ("hybrid", "bm25") else []
-        qv = self.embed_query(query, settings, force=mode == "dense") if mode in ("hybrid", "dense") else None
-        w = 0.0 if qv is None else settings.dense_weight * dense_gate(min(qv.visibility, c.manifest.visibility),
-                                                                       settings)
+        qv = query_vector(self.embedder, query, c.manifest.visibility, settings, force=mode == "dense") \
+            if mode in ("hybrid", "dense") else None
+        w = dense_weight(qv, c.manifest.visibility, settings)
         lexical = mode == "bm25" or (mode == "hybrid" and w <= 0.0)
         dense_only = mode == "dense"
         want_dense = qv is not None and not lexical

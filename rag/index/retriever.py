@@ -35,6 +35,23 @@ def dense_gate(visibility: float, settings: IndexSettings) -> float:
     return float(np.clip((visibility - lo) / (hi - lo), 0.0, 1.0))
 
 
+def query_vector(embedder: Embedder, query: str, corpus_visibility: float, settings: IndexSettings, *,
+                 force: bool = False) -> QueryVector | None:
+    """The query's vector, or None in hybrid search when the model cannot see enough of the
+    query or corpus for its vote to count (then it is not worth computing); ``force``: always."""
+    vis = float(embedder.visibility([query])[0])
+    if not force and dense_gate(min(vis, corpus_visibility), settings) <= 0.0:
+        return None
+    return QueryVector(embedder.encode([query], kind="query")[0], vis)
+
+
+def dense_weight(qv: QueryVector | None, corpus_visibility: float, settings: IndexSettings) -> float:
+    """The dense side's weight in fusion for this query (0 without a query vector)."""
+    if qv is None:
+        return 0.0
+    return settings.dense_weight * dense_gate(min(qv.visibility, corpus_visibility), settings)
+
+
 class Retriever:
     """Searches one loaded index."""
 
@@ -60,17 +77,10 @@ class Retriever:
                     force: bool = False) -> QueryVector | None:
         """The query's vector, or None in hybrid search when the model cannot see enough
         of the query or corpus for its vote to count (then it is not worth computing)."""
-        vis = float(self.embedder.visibility([query])[0])
-        if not force and dense_gate(min(vis, self.corpus_visibility), settings or self.settings) <= 0.0:
-            return None
-        vec = self.embedder.encode([query], kind="query")[0]
-        return QueryVector(vec, vis)
+        return query_vector(self.embedder, query, self.corpus_visibility, settings or self.settings, force=force)
 
     def dense_weight(self, qv: QueryVector | None, settings: IndexSettings) -> float:
-        if qv is None:
-            return 0.0
-        vis = min(qv.visibility, self.corpus_visibility)
-        return settings.dense_weight * dense_gate(vis, settings)
+        return dense_weight(qv, self.corpus_visibility, settings)
 
     def search(self, query: str, k: int = 5, mode: str | None = None,
                settings: IndexSettings | None = None) -> list[Hit]:
