@@ -510,3 +510,25 @@ def test_a_schema_1_database_is_migrated_in_place_and_answers_as_before(db: str,
         assert qa.warning is None and isinstance(qa.collection, PgCollection)
     kinds = dict(sql(db, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename LIKE 'rag_%'"))
     assert "rag_vectors_64_hnsw" not in kinds and "rag_chunks_terms" not in kinds
+
+
+def test_concurrent_searches_share_a_bounded_pool_of_connections(db: str, tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from rag.index.pg_collection import POOL_SIZE
+
+    docs = fill(tmp_path / "docs", NEW)
+    shutil.copy(SEED, docs / SEED.name)
+    IndexWriter(db, model="test-hash").sync([docs])
+    with rag.load(db) as qa:
+        alone = {q: [(h.source, h.start, h.score) for h in qa.search(q, k=5)] for q in QUERIES}
+        with ThreadPoolExecutor(max_workers=3 * POOL_SIZE) as pool:
+            together = list(pool.map(lambda q: (q, [(h.source, h.start, h.score) for h in qa.search(q, k=5)]),
+                                     QUERIES * 8))
+        assert all(hits == alone[q] for q, hits in together)
+        (opened,) = sql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND application_name LIKE 'rag pid %%'")[0]
+        assert 1 <= opened <= POOL_SIZE
+    (left,) = sql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                      "AND application_name LIKE 'rag pid %%'")[0]
+    assert left == 0  # closed with the QA

@@ -22,6 +22,8 @@ Documents are fetched by source when a reader needs one (and kept in a small cac
 statistics come from ``rag_vocabulary``; a name in pinyin is looked for with a regular expression
 over the documents' text (a sequential scan, only for English questions naming someone in pinyin).
 
+Connections: up to :data:`POOL_SIZE`, one per request running at the same time.
+
 A loaded collection reads its version's rows by id. Retention keeps the published version and
 the one before it, so a collection loaded before a write keeps answering until a second write
 removes its version; then a search says so (load the index again).
@@ -67,43 +69,62 @@ _DOCUMENT_CACHE_CHARS = 32_000_000
 _TERM_CACHE = 50_000
 
 
-class _Connection:
-    """One autocommit connection to the read target, shared by threads under a lock and
-    opened again once when the server dropped it."""
+#: connections a loaded index opens at most, one per request running at the same time (the
+#: chat answers several users at once); a request beyond them waits for one to be free
+POOL_SIZE = 4
 
-    def __init__(self, url: str, where: str) -> None:
+
+class _Connections:
+    """Autocommit connections to the read target: one per concurrent request (at most
+    :data:`POOL_SIZE`), each opened when first needed and opened again once when the server
+    dropped it."""
+
+    def __init__(self, url: str, where: str, size: int = POOL_SIZE) -> None:
         self.url = url
         self.where = where
-        self._conn: Any = None
+        self._idle: list[Any] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
+
+    def _open(self) -> Any:
+        from pgvector.psycopg import register_vector
+
+        conn = connect(self.url, self.where, autocommit=True)
+        conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")  # type: ignore[arg-type]
+        register_vector(conn)
+        return conn
 
     def run(self, body: Callable[[Any], T]) -> T:
         import psycopg
 
-        with self._lock:
-            for attempt in range(2):
-                if self._conn is None or self._conn.closed:
-                    from pgvector.psycopg import register_vector
-
-                    conn = connect(self.url, self.where, autocommit=True)
-                    conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")  # type: ignore[arg-type]
-                    register_vector(conn)
-                    self._conn = conn
-                try:
-                    return body(self._conn)
-                except psycopg.OperationalError as exc:
-                    self._conn = None
-                    if attempt == 1:
+        with self._slots:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            try:
+                for attempt in range(2):
+                    if conn is None or conn.closed:
+                        conn = self._open()
+                    try:
+                        return body(conn)
+                    except psycopg.OperationalError as exc:
+                        conn.close()
+                        conn = None
+                        if attempt == 1:
+                            raise IndexUnavailableError(f"{self.where}: database error ({one_line(exc)})") from None
+                    except psycopg.Error as exc:
                         raise IndexUnavailableError(f"{self.where}: database error ({one_line(exc)})") from None
-                except psycopg.Error as exc:
-                    raise IndexUnavailableError(f"{self.where}: database error ({one_line(exc)})") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                raise AssertionError("unreachable")  # pragma: no cover
+            finally:
+                if conn is not None and not conn.closed:
+                    with self._lock:
+                        self._idle.append(conn)
 
     def close(self) -> None:
+        """Close the idle connections (one in use goes back to the pool, and is reused)."""
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
 
 class _Documents(Mapping[str, Document]):
@@ -163,7 +184,7 @@ class PgCollection:
 
     def __init__(self, url: str, where: str, version_id: int, name: str, manifest: "Manifest", search: dict[str, Any],
                  document_count: int, warning: "LoadWarning | None" = None) -> None:
-        self.conn = _Connection(url, where)
+        self.conn = _Connections(url, where)
         self.where = where
         self.version_id = version_id
         self.name = name
@@ -368,4 +389,4 @@ class PgSearcher:
         return out
 
 
-__all__ = ["EF_SEARCH", "PgCollection", "PgSearcher"]
+__all__ = ["EF_SEARCH", "POOL_SIZE", "PgCollection", "PgSearcher"]
