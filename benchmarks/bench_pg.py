@@ -385,9 +385,11 @@ def plot(result: dict[str, Any], path: Path) -> None:
 
 
 def hnsw_params(base: Path, make_db: Any, questions: list[str], n_queries: int,
-                params: list[tuple[int, int]], efs: tuple[int, ...] = (100, 200, 400, 800)) -> dict[str, Any]:
+                params: list[tuple[int, int]], efs: tuple[int, ...] = (100, 200, 400, 800),
+                size: int = 0) -> dict[str, Any]:
     """HNSW build time, recall@10 and dense-query latency for graph parameters ``(m,
-    ef_construction)`` over the corpus of ``base``, the version's index rebuilt for each."""
+    ef_construction)`` over the corpus of ``base`` (its copies up to ``size`` chunks, as
+    ``scale`` makes them), the version's index rebuilt for each."""
     import psycopg
     from pgvector import HalfVector
     from pgvector.psycopg import register_vector
@@ -396,7 +398,9 @@ def hnsw_params(base: Path, make_db: Any, questions: list[str], n_queries: int,
     from rag.index.pg_store import HNSW_BUILD_MB, PgStore
     from rag.index.store import IndexContent
 
-    documents, chunks, terms, vectors, embedder, settings, _ = corpus_of_index(base)
+    one = corpus_of_index(base)
+    reps = max(1, -(-size // len(one[1])))
+    documents, chunks, terms, vectors, embedder, settings, _ = one if reps == 1 else _copies(one, reps, 20261202)
     url = make_db("bench_hnsw")
     content = IndexContent(embedder.name, vectors.shape[1], settings, tuple(documents), (), tuple(chunks), vectors,
                            np.ones(len(chunks)), None, terms, None, (), "", 0.0, embedder.precision)
@@ -505,6 +509,8 @@ def main(argv: list[str] | None = None) -> int:
     hn.add_argument("--from-index", type=Path, required=True, help="a folder index to take the corpus from")
     hn.add_argument("--params", default="16,64;32,128;48,256", help="m,ef_construction pairs, ';'-separated")
     hn.add_argument("--queries", type=int, default=200)
+    hn.add_argument("--size", type=int, default=0, help="chunks (copies of the corpus, as scale makes them)")
+    hn.add_argument("--ef", default="100,200,400,800", help="hnsw.ef_search values")
     hn.add_argument("--drcd", type=Path, default=ROOT.parent / "shared" / "data" / "drcd" / "DRCD_dev.json")
     pa = sub.add_parser("parity")
     pa.add_argument("--drcd", type=Path, required=True)
@@ -530,7 +536,8 @@ def main(argv: list[str] | None = None) -> int:
 
             params = [tuple(int(x) for x in pair.split(",")) for pair in args.params.split(";") if pair]
             questions = [q.question for q in load_eval_set(args.drcd).questions]
-            result["hnsw"] = hnsw_params(args.from_index, make_db, questions, args.queries, params)  # type: ignore[arg-type]
+            result["hnsw"] = hnsw_params(args.from_index, make_db, questions, args.queries, params,  # type: ignore[arg-type]
+                                         tuple(int(e) for e in args.ef.split(",")), args.size)
         else:
             result["parity"] = parity(args.drcd, args.index, args.ids, make_db)
     print(json.dumps(result, ensure_ascii=False, indent=1))
