@@ -532,3 +532,33 @@ def test_concurrent_searches_share_a_bounded_pool_of_connections(db: str, tmp_pa
     (left,) = sql(db, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
                       "AND application_name LIKE 'rag pid %%'")[0]
     assert left == 0  # closed with the QA
+
+
+def test_an_hnsw_build_says_whether_its_graph_fitted_in_memory(db: str):
+    """``build_hnsw`` reports pgvector's notice that the graph outgrew ``maintenance_work_mem``
+    (the build goes on, several times slower); ``hnsw_build_mb`` asks for enough to avoid it."""
+    import numpy as np
+    from pgvector import HalfVector
+    from pgvector.psycopg import register_vector
+
+    from rag.index.pg_schema import HNSW_BUILD_MAX_MB, build_hnsw, hnsw_build_mb
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 16)).astype(np.float32)
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("CREATE TABLE rag_vectors_16 (version_id bigint, chunk_id integer, embedding halfvec(16))")
+        register_vector(conn)
+        with conn.cursor().copy("COPY rag_vectors_16 (version_id, chunk_id, embedding) FROM STDIN (FORMAT BINARY)") as cp:
+            cp.set_types(["int8", "int4", "halfvec"])
+            for i, v in enumerate(vectors):
+                cp.write_row((7, i, HalfVector(v)))
+        fitted = {}
+        for memory in (1, hnsw_build_mb(len(vectors), 16, 16)):
+            with conn.transaction():
+                name, fitted[memory] = build_hnsw(conn, 16, 7, m=16, ef_construction=32, memory_mb=memory)
+                conn.execute(f"DROP INDEX {name}")
+    assert fitted == {1: False, 64: True}
+    # the estimate grows with rows and m, within its bounds
+    assert hnsw_build_mb(1_000_000, 384, 48) > hnsw_build_mb(1_000_000, 384, 16) > hnsw_build_mb(100_000, 384, 16)
+    assert hnsw_build_mb(10**9, 384, 48) == HNSW_BUILD_MAX_MB

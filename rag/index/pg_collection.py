@@ -79,9 +79,10 @@ class _Connections:
     :data:`POOL_SIZE`), each opened when first needed and opened again once when the server
     dropped it."""
 
-    def __init__(self, url: str, where: str, size: int = POOL_SIZE) -> None:
+    def __init__(self, url: str, where: str, ef_search: int = EF_SEARCH, size: int = POOL_SIZE) -> None:
         self.url = url
         self.where = where
+        self.ef_search = ef_search
         self._idle: list[Any] = []
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(size)
@@ -90,7 +91,7 @@ class _Connections:
         from pgvector.psycopg import register_vector
 
         conn = connect(self.url, self.where, autocommit=True)
-        conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")  # type: ignore[arg-type]
+        conn.execute(f"SET hnsw.ef_search = {int(self.ef_search)}")  # type: ignore[arg-type]
         register_vector(conn)
         return conn
 
@@ -183,8 +184,10 @@ class PgCollection:
     postings head size, HNSW index)."""
 
     def __init__(self, url: str, where: str, version_id: int, name: str, manifest: "Manifest", search: dict[str, Any],
-                 document_count: int, warning: "LoadWarning | None" = None) -> None:
-        self.conn = _Connections(url, where)
+                 document_count: int, warning: "LoadWarning | None" = None, *, ef_search: int = EF_SEARCH) -> None:
+        #: ``hnsw.ef_search`` of the dense side's candidate query (its recall against its latency)
+        self.ef_search = ef_search
+        self.conn = _Connections(url, where, ef_search)
         self.where = where
         self.version_id = version_id
         self.name = name
@@ -329,16 +332,16 @@ class PgSearcher:
             dense = None
             if want_dense:
                 assert qv is not None
-                ef = max(EF_SEARCH, n_cand if not dense_only else k)
-                if ef != EF_SEARCH:
+                ef = max(c.ef_search, n_cand if not dense_only else k)
+                if ef != c.ef_search:
                     conn.execute(f"SET hnsw.ef_search = {int(ef)}")  # type: ignore[arg-type]
                 # the version id is a literal so that the planner uses the version's partial index
                 dense = conn.execute(
                     f"SELECT chunk_id FROM {self._vectors} WHERE version_id = {int(vid)} "  # type: ignore[arg-type]
                     "ORDER BY embedding <#> %s LIMIT %s",
                     (HalfVector(np.asarray(qv.vector, dtype=np.float32)), k if dense_only else n_cand))
-                if ef != EF_SEARCH:
-                    conn.execute(f"SET hnsw.ef_search = {int(EF_SEARCH)}")  # type: ignore[arg-type]
+                if ef != c.ef_search:
+                    conn.execute(f"SET hnsw.ef_search = {int(c.ef_search)}")  # type: ignore[arg-type]
             alive_row = alive.fetchone()
             lex_rows = lex.fetchall() if lex is not None else []
             dense_ids = [int(i) for (i,) in dense.fetchall()] if dense is not None else []

@@ -44,13 +44,14 @@ from rag.index.lexical import BM25Index
 from rag.index.loading import LoadWarning, StoredIndex
 from rag.index.lock import DEFAULT_LOCK_TIMEOUT
 from rag.index.manifest import FORMAT_VERSION, Manifest, SourceRecord, library_versions
-from rag.index.pg_collection import PgCollection
+from rag.index.pg_collection import EF_SEARCH, PgCollection
 from rag.index.pg_schema import (
     IndexUnavailableError,
     advisory_lock,
     build_hnsw,
     connect,
     drop_hnsw,
+    hnsw_build_mb,
     ensure_vectors_table,
     masked,
     migrate,
@@ -75,13 +76,12 @@ T = TypeVar("T")
 #: questions (``benchmarks/bench_pg.py``), see README "PostgreSQL at scale".
 POSTINGS_HEAD = 2000
 
-#: HNSW graph parameters of each version's index (pgvector's defaults)
-HNSW_M = 16
-HNSW_EF_CONSTRUCTION = 64
-
-#: ``maintenance_work_mem`` for building a version's HNSW index (the graph of 1M 384-d halfvec
-#: rows takes about 1.3 GB; a build that does not fit in memory is several times slower)
-HNSW_BUILD_MB = 2048
+#: HNSW graph parameters of each version's index. pgvector's defaults (16, 64) reached recall@10
+#: 0.81 at 100k and 0.79 at 1M chunks against exact search (``hnsw.ef_search`` 200, DRCD dev
+#: questions); (48, 256) reached 0.983 at 100k at the same ef_search, for a build 9x as long
+#: (``python -m benchmarks.bench_pg hnsw``: README "PostgreSQL at scale").
+HNSW_M = 48
+HNSW_EF_CONSTRUCTION = 256
 
 _NO_INDEX = "no index here (build one with: python -m rag build)"
 
@@ -99,6 +99,8 @@ class PgStore:
         self._locked = 0
         #: seconds the last publish spent writing rows ("rows") and building the HNSW index ("hnsw")
         self.timings: dict[str, float] = {}
+        #: whether the last publish's HNSW graph was built in memory (see :func:`hnsw_build_mb`)
+        self.hnsw_in_memory: bool | None = None
 
     def __repr__(self) -> str:
         extra = f", read_url={self._read_location!r}" if self.read_url else ""
@@ -143,7 +145,7 @@ class PgStore:
     def manifest(self) -> tuple[Manifest, str, str | None]:
         return self._reading(self._manifest)
 
-    def collection(self, *, verify: bool = True) -> "Collection":
+    def collection(self, *, verify: bool = True, ef_search: int = EF_SEARCH) -> "Collection":
         """The published version, queried in the database per question
         (:class:`~rag.index.pg_collection.PgCollection`): only its manifest is read here (its
         digest checked; the parts' checksums are checked by :meth:`read`, which writers and
@@ -161,7 +163,8 @@ class PgStore:
                     loaded=f"{self._read_location}#{name}"))
             return MemoryCollection(stored)
         url = self.read_url if self.read_url else self.url
-        return PgCollection(url, self._read_location, vid, name, manifest, search, documents, warning)
+        return PgCollection(url, self._read_location, vid, name, manifest, search, documents, warning,
+                            ef_search=ef_search)
 
     def _published_search(self, conn: Any, where: str) -> tuple[int, str, Manifest, Any, int, LoadWarning | None]:
         """The version a collection serves: the published one, or (with none marked as
@@ -457,8 +460,8 @@ class PgStore:
                         copy.write_row((seq, i, HalfVector(halves[i])))
                 fault_point("after-faiss")
             rows_done = time.perf_counter()
-            hnsw = build_hnsw(conn, content.dimension, seq, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
-                              memory_mb=HNSW_BUILD_MB)
+            hnsw, self.hnsw_in_memory = build_hnsw(conn, content.dimension, seq, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
+                              memory_mb=hnsw_build_mb(len(halves), content.dimension, HNSW_M))
             # the planner's statistics for the new rows (the candidates' lookups must use the primary keys)
             conn.execute(f"ANALYZE rag_documents, rag_chunks, rag_vocabulary, rag_postings, {table}")  # type: ignore[arg-type]
             self.timings = {"rows": rows_done - started, "hnsw": time.perf_counter() - rows_done}
