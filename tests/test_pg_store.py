@@ -562,3 +562,31 @@ def test_an_hnsw_build_says_whether_its_graph_fitted_in_memory(db: str):
     # the estimate grows with rows and m, within its bounds
     assert hnsw_build_mb(1_000_000, 384, 48) > hnsw_build_mb(1_000_000, 384, 16) > hnsw_build_mb(100_000, 384, 16)
     assert hnsw_build_mb(10**9, 384, 48) == HNSW_BUILD_MAX_MB
+
+
+def test_a_collections_ef_search_holds_on_every_pooled_connection(db: str, tmp_path: Path):
+    """``PgStore.collection(ef_search=...)`` sets the HNSW search's breadth on the connections
+    it opens; a search that needs more candidates raises it for its own query only."""
+    from rag.index.pg_collection import EF_SEARCH
+
+    docs = fill(tmp_path / "docs", NEW)
+    IndexWriter(db, model="test-hash").sync([docs])
+    store = PgStore(db)
+    default = store.collection()
+    assert isinstance(default, PgCollection) and default.ef_search == EF_SEARCH
+    default.close()
+    with pytest.raises(ValueError, match="ef_search"):
+        store.collection(ef_search=0)
+    wide, narrow = store.collection(ef_search=321), store.collection(ef_search=2)
+    assert isinstance(wide, PgCollection) and isinstance(narrow, PgCollection)
+    with rag.load(db) as qa:
+        searcher = wide.searcher(qa.embedder, qa.settings.index)
+        assert [h.chunk_id for h in searcher.search(QUERIES[0], k=5, mode="dense")] == \
+            [h.chunk_id for h in qa.search(QUERIES[0], k=5, mode="dense")]
+        assert wide.conn.run(lambda conn: conn.execute("SHOW hnsw.ef_search").fetchone()[0]) == "321"
+        # every chunk (more than 2) asked of an ef_search of 2: raised for that query, then put back
+        n = narrow.chunk_count
+        assert n > 2 and len(narrow.searcher(qa.embedder, qa.settings.index).search(QUERIES[0], k=n, mode="dense")) == n
+        assert narrow.conn.run(lambda conn: conn.execute("SHOW hnsw.ef_search").fetchone()[0]) == "2"
+    wide.close()
+    narrow.close()

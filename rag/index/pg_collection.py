@@ -7,7 +7,8 @@ Search (:class:`PgSearcher`), the same hybrid search as :class:`rag.index.retrie
 1. one round trip (a pipeline of statements): the question's terms with their ids and
    document frequencies and their postings' heads (``rag_postings``), and the dense side's
    candidates from the version's HNSW index (``ORDER BY embedding <#> q LIMIT n``, with
-   ``hnsw.ef_search`` at :data:`EF_SEARCH` or the candidate count if larger);
+   ``hnsw.ef_search`` at the collection's ``ef_search`` (:data:`EF_SEARCH` unless given) or the
+   candidate count if larger);
 2. the lexical candidates are the chunks whose head impacts sum highest
    (:func:`rag.index.postings.head_scores`); with the dense ones, they are fetched in a second
    round trip (text, offsets, term ids, vector);
@@ -113,6 +114,9 @@ class _Connections:
                         if attempt == 1:
                             raise IndexUnavailableError(f"{self.where}: database error ({one_line(exc)})") from None
                     except psycopg.Error as exc:
+                        # not back to the pool: its session may be left in a state the failure interrupted
+                        conn.close()
+                        conn = None
                         raise IndexUnavailableError(f"{self.where}: database error ({one_line(exc)})") from None
                 raise AssertionError("unreachable")  # pragma: no cover
             finally:
@@ -185,8 +189,10 @@ class PgCollection:
 
     def __init__(self, url: str, where: str, version_id: int, name: str, manifest: "Manifest", search: dict[str, Any],
                  document_count: int, warning: "LoadWarning | None" = None, *, ef_search: int = EF_SEARCH) -> None:
+        if not 1 <= int(ef_search) <= 1000:  # pgvector's range
+            raise ValueError(f"ef_search must be between 1 and 1000, not {ef_search}")
         #: ``hnsw.ef_search`` of the dense side's candidate query (its recall against its latency)
-        self.ef_search = ef_search
+        self.ef_search = int(ef_search)
         self.conn = _Connections(url, where, ef_search)
         self.where = where
         self.version_id = version_id

@@ -276,16 +276,16 @@ HNSW_BUILD_MAX_MB = 8192
 
 def hnsw_build_mb(rows: int, dimension: int, m: int) -> int:
     """``maintenance_work_mem`` (MiB) for building an HNSW graph of ``rows`` ``halfvec(dimension)``
-    rows in memory: pgvector's own estimate of an element (the element, its neighbour lists of
-    ``2m`` entries at level 0 and ``m`` above, 16 bytes each, and the vector) doubled (the
-    server's allocator rounds each list and vector up to a power of two), at least 64 MiB and
-    at most :data:`HNSW_BUILD_MAX_MB`. At 1M rows of 384 dimensions: about 2.8 GiB for m = 16
-    and 4.9 GiB for m = 48. A serial build takes only what its graph needs; a parallel one
-    reserves the whole amount in shared memory, which the server's ``/dev/shm`` must hold.
-    :func:`build_hnsw` says whether a build fitted."""
-    avg_level = math.log(2.0) / math.log(m)  # pgvector: -ln(0.5) * ml, ml = 1 / ln(m)
-    element = 120 + 24 * (avg_level + 1) + 16 * m * (avg_level + 2) + 8 + (8 + 2 * dimension)
-    return int(min(HNSW_BUILD_MAX_MB, max(64, math.ceil(2.0 * rows * element / 2 ** 20))))
+    rows in memory: what pgvector allocates per element, reckoned from its build (the element
+    with its heap pointers, one neighbour list per level, ``2m`` entries of 16 bytes at level 0
+    and ``m`` above, levels averaging ``1 / (m - 1)``, and the vector) with a quarter more, at
+    least 64 MiB and at most :data:`HNSW_BUILD_MAX_MB`. At 1M rows of 384 dimensions: about 1.7
+    GiB for m = 16 and 3.0 GiB for m = 48. A serial build takes only what its graph needs; a
+    parallel one reserves the whole amount in shared memory, which the server's ``/dev/shm``
+    must hold. :func:`build_hnsw` says whether a build fitted."""
+    levels = 1.0 / (m - 1)  # pgvector draws level = floor(-ln(U) / ln(m)): mean 1 / (m - 1)
+    element = 120 + 24 * (levels + 1) + 16 * m * (levels + 2) + 8 + (8 + 2 * dimension)
+    return int(min(HNSW_BUILD_MAX_MB, max(64, math.ceil(1.25 * rows * element / 2 ** 20))))
 
 
 def build_hnsw(conn: "psycopg.Connection[Any]", dimension: int, version_id: int, *, m: int, ef_construction: int,
@@ -294,6 +294,10 @@ def build_hnsw(conn: "psycopg.Connection[Any]", dimension: int, version_id: int,
     its vectors are loaded: a bulk build is many times faster than inserting into a live graph),
     with ``memory_mb`` of ``maintenance_work_mem`` so that the graph is built in memory. Gives
     the index's name and whether the graph fitted in memory (pgvector says when it did not)."""
+    from psycopg import pq
+
+    if conn.info.transaction_status != pq.TransactionStatus.INTRANS:
+        raise ValueError("build_hnsw runs inside a transaction (its settings are SET LOCAL)")
     name = hnsw_index(dimension, version_id)
     spilled: list[str] = []
 
@@ -304,6 +308,7 @@ def build_hnsw(conn: "psycopg.Connection[Any]", dimension: int, version_id: int,
     conn.add_notice_handler(notice)
     try:
         conn.execute(f"SET LOCAL maintenance_work_mem = '{int(memory_mb)}MB'")  # type: ignore[arg-type]
+        conn.execute("SET LOCAL client_min_messages = notice")  # the notice must reach us
         conn.execute(f"CREATE INDEX {name} ON {vectors_table(dimension)} USING hnsw (embedding halfvec_ip_ops) "  # type: ignore[arg-type]
                      f"WITH (m = {int(m)}, ef_construction = {int(ef_construction)}) WHERE version_id = {int(version_id)}")
     finally:
@@ -369,6 +374,7 @@ def _holder(conn: "psycopg.Connection[Any]") -> str:
 
 __all__ = [
     "CONNECT_TIMEOUT", "LOCK_KEYS", "MIGRATIONS", "SCHEMA_VERSION", "SCHEMES", "IndexUnavailableError",
-    "advisory_lock", "build_hnsw", "connect", "drop_hnsw", "ensure_vectors_table", "hnsw_index", "is_database_url", "masked", "migrate", "one_line",
+    "HNSW_BUILD_MAX_MB", "advisory_lock", "build_hnsw", "connect", "drop_hnsw", "ensure_vectors_table",
+    "hnsw_build_mb", "hnsw_index", "is_database_url", "masked", "migrate", "one_line",
     "schema_version", "table_exists", "vectors_table",
 ]

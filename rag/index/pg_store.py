@@ -51,8 +51,8 @@ from rag.index.pg_schema import (
     build_hnsw,
     connect,
     drop_hnsw,
-    hnsw_build_mb,
     ensure_vectors_table,
+    hnsw_build_mb,
     masked,
     migrate,
     one_line,
@@ -149,8 +149,9 @@ class PgStore:
         """The published version, queried in the database per question
         (:class:`~rag.index.pg_collection.PgCollection`): only its manifest is read here (its
         digest checked; the parts' checksums are checked by :meth:`read`, which writers and
-        ``rag status`` use). A version written before the database could search
-        (schema 1: no postings) is loaded into memory instead, with a warning."""
+        ``rag status`` use). ``ef_search``: the breadth of its HNSW search (recall against
+        latency). A version written before the database could search (schema 1: no postings) is
+        loaded into memory instead, with a warning, and searched exactly."""
         picked = self._reading(self._published_search)
         vid, name, manifest, search, documents, warning = picked
         if search is None:
@@ -397,6 +398,7 @@ class PgStore:
         from pgvector.psycopg import register_vector
 
         fault_point("start")
+        self.timings, self.hnsw_in_memory = {}, None
         started = time.perf_counter()
         migrate(conn, self._location)
         register_vector(conn)
@@ -460,15 +462,16 @@ class PgStore:
                         copy.write_row((seq, i, HalfVector(halves[i])))
                 fault_point("after-faiss")
             rows_done = time.perf_counter()
-            hnsw, self.hnsw_in_memory = build_hnsw(conn, content.dimension, seq, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
-                              memory_mb=hnsw_build_mb(len(halves), content.dimension, HNSW_M))
+            hnsw, in_memory = build_hnsw(conn, content.dimension, seq, m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION,
+                                         memory_mb=hnsw_build_mb(len(halves), content.dimension, HNSW_M))
             # the planner's statistics for the new rows (the candidates' lookups must use the primary keys)
             conn.execute(f"ANALYZE rag_documents, rag_chunks, rag_vocabulary, rag_postings, {table}")  # type: ignore[arg-type]
             self.timings = {"rows": rows_done - started, "hnsw": time.perf_counter() - rows_done}
+            self.hnsw_in_memory = in_memory
             conn.execute("UPDATE rag_versions SET search = %s::jsonb WHERE id = %s", (_json({
                 "chunks": stats.chunks, "mean_terms": stats.mean_terms, "k1": stats.k1, "b": stats.b,
                 "postings_head": POSTINGS_HEAD, "hnsw": hnsw, "hnsw_m": HNSW_M,
-                "hnsw_ef_construction": HNSW_EF_CONSTRUCTION}), seq))
+                "hnsw_ef_construction": HNSW_EF_CONSTRUCTION, "hnsw_in_memory": in_memory}), seq))
             fault_point("after-manifest")
             based = conn.execute("SELECT id FROM rag_versions WHERE name = %s",
                                  (based_on.path.name if based_on is not None else "",)).fetchone()
