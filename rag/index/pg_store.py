@@ -78,8 +78,9 @@ POSTINGS_HEAD = 2000
 
 #: HNSW graph parameters of each version's index. pgvector's defaults (16, 64) reached recall@10
 #: 0.81 at 100k and 0.79 at 1M chunks against exact search (``hnsw.ef_search`` 200, DRCD dev
-#: questions); (48, 256) reached 0.983 at 100k at the same ef_search, for a build 9x as long
-#: (``python -m benchmarks.bench_pg hnsw``: README "PostgreSQL at scale").
+#: questions); (48, 256) reached 0.983 at 100k and 0.980 at 1M at the same ef_search, for a
+#: build 9x (100k) to 12x (1M: 70 min on 2 cores) as long (``python -m benchmarks.bench_pg
+#: hnsw`` and ``scale``: README "PostgreSQL at scale").
 HNSW_M = 48
 HNSW_EF_CONSTRUCTION = 256
 
