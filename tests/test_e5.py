@@ -311,6 +311,31 @@ def test_materialized_tiny_model_loads_in_sentence_transformers(tiny: Tiny, tmp_
     assert np.allclose(model.encode_document(["ab b"])[0], got, atol=1e-6)  # "document" -> "passage: "
 
 
+def test_tokenizer_config_lists_the_special_tokens_so_transformers_leaves_tokenizer_json_to_rust(
+        tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without ``added_tokens_decoder`` transformers json-parses the whole tokenizer.json in Python
+    (1.5 s of the real model's load); the config's entries must be exactly the file's."""
+    path = model_folder.materialize(tmp_path, source=tiny.path)
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    added = json.loads((path / "tokenizer.json").read_text())["added_tokens"]
+    assert config["added_tokens_decoder"] == {str(t["id"]): {k: v for k, v in t.items() if k != "id"} for t in added}
+    import builtins
+
+    real_open = builtins.open
+    opened: list[str] = []
+
+    def watching(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        opened.append(str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", watching)
+    model = model_folder.load_sentence_transformer(path, precision="float32")
+    monkeypatch.setattr(builtins, "open", real_open)
+    assert not [f for f in opened if f.endswith("tokenizer.json")]
+    assert model.tokenizer("passage: ab b")["input_ids"] == [0, 10, 9, 5, 4, 7, 2]
+    assert set(model.tokenizer.all_special_tokens) >= {"<s>", "</s>", "<unk>", "<pad>"}
+
+
 def test_fast_path_quantises_the_tiny_model(tiny: Tiny, tmp_path: Path) -> None:
     import torch
 

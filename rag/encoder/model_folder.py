@@ -40,7 +40,7 @@ if TYPE_CHECKING:  # pragma: no cover - import for annotations only
 
 MODEL_NAME = "multilingual-e5-small"
 #: Version of the folder layout written here; bump it to force a rebuild of old caches.
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: tokenizer_config.json lists the special tokens (a faster load)
 MANIFEST_NAME = "rag-e5-manifest.json"
 #: Sidecar recording which version of the weights file was last verified (see :mod:`rag.encoder.weights`).
 VERIFIED_NAME = "rag-e5-verified.json"
