@@ -26,18 +26,6 @@ from rag.index.heap import release_freed_memory
 
 Kind = Literal["query", "passage"]
 
-#: Whether a bulk encode (more than one forward pass) gives each pass's freed memory back to the
-#: system (:func:`rag.index.heap.release_freed_memory`). Passes of ever-changing shapes leave
-#: fragments in the C heap: untrimmed, the main heap's free memory grew from 35 to 133 MiB over
-#: 41 passes and the heap's high-water mark inside a build's 128-text calls from 544 to ~750 MiB
-#: over 20 calls; trimmed after every pass it stayed at ~458 MiB, and a 10k-chunk build's peak
-#: fell from 1,632 to 1,165 MiB. A trim costs ~9 ms against ~1.1 s a pass (float32 on 2 AVX2
-#: cores, 2026-12-02): 0.8%. Alternating blocks of the same 640 texts took 246 s trimmed and
-#: 235 s untrimmed over three pairs (blocks vary by +-5%; a first, contended untrimmed block took
-#: 115 s against 80). mallinfo2's free bytes cannot say when to trim: they count trimmed pages
-#: as free too (53 of 55 passes were over a 96 MiB threshold).
-TRIM_EACH_PASS = True
-
 TEST_HASH = "test-hash"
 DEFAULT_MODEL = E5_SMALL
 
@@ -107,7 +95,16 @@ class SentenceTransformerEmbedder:
                     show_progress_bar=progress,
                 )
                 out[rows] = vecs
-                if TRIM_EACH_PASS and len(batches) > 1:  # a build's batch, not a question
+                if len(batches) > 1:  # a build's batch, not a question
+                    # Each pass's freed memory goes back to the system (rag.index.heap): passes
+                    # of ever-changing shapes leave fragments in the C heap. Trimmed only per
+                    # 128-text call, the heap's high-water mark climbed from 544 to ~750 MiB over
+                    # 20 calls; trimmed per pass it stayed at ~458 MiB, and a 10k-chunk build's
+                    # peak fell from 1,632 to 1,182 MiB (benchmarks/bench_build_memory.py). A trim
+                    # costs ~9 ms against ~1.1 s a pass (float32, 2 AVX2 cores, 2026-12-02): 0.8%;
+                    # alternating blocks of the same 640 texts took 246 s trimmed, 235 s not
+                    # (blocks vary by +-5%). mallinfo2's free bytes cannot say when to trim: they
+                    # count trimmed pages as free too.
                     release_freed_memory()
         return out
 
