@@ -16,6 +16,12 @@ ending), swapped for one of the same kind from another article's question. SQuAD
 unanswerables are mostly of this shape (an entity or date the paragraph does not have).
 
 A Chinese swap is made in matching form (Simplified, lower case): users ask in Simplified too.
+
+*In-article* twins (:meth:`NearMisses.make_inside`) take the replacement from the question's own
+article instead: a word of the same kind that the article mentions but the answer's passage does
+not. SQuAD 2.0's real unanswerables look like that ("John Logan directed what 2015 film?" where
+Logan wrote it): every word of the question is in the documents, so only reading tells them
+apart, where the twins above lack a word the whole article never uses.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
 from rag.evaluation.datasets import EvalQuestion, EvalSet
+from rag.ingest.chunking import split_sentences
 from rag.index.lexical import STOPWORDS, jieba_ready
 from rag.normalize import fold
 
@@ -93,12 +100,17 @@ class NearMisses:
 
     def __init__(self, passages: Iterable[tuple[str, str]], questions: Iterable[tuple[str, str]], seed: int = 0) -> None:
         self.rng = random.Random(seed)
+        passages = list(passages)  # read twice: folded here, as written for the in-article words
         self.article_text: dict[str, list[str]] = {}
         for article, text in passages:
             self.article_text.setdefault(article, []).append(fold(text))
         self.all_passages = [p for ps in self.article_text.values() for p in dict.fromkeys(ps)]
         self.pool = [(a, w, k, surface) for a, q in questions for w, (k, surface) in swappable(q).items()]
         self._count: dict[str, int] = {}
+        self._words: dict[str, dict[str, tuple[str, str]]] = {}
+        self._raw: dict[str, list[str]] = {}
+        for article, text in passages:
+            self._raw.setdefault(article, []).append(text)
 
     def _passages_with(self, word: str) -> int:
         if word not in self._count:
@@ -108,31 +120,63 @@ class NearMisses:
     def make(self, question: str, article: str, gold: str) -> str | None:
         """The near-miss version of ``question`` (about ``gold``, a passage of ``article``), in
         matching form, or None when it has no noun to swap."""
+        own = "\n".join(self.article_text.get(article, [fold(gold)]))
+        return self._swap(question, gold, lambda text, target, kind: [
+            (w, o) for a, w, k, o in self.pool if a != article and k == kind
+            and (kind.startswith("latin") or abs(len(w) - len(target)) <= 1)
+            and w not in own and w not in text])
+
+    def article_words(self, article: str) -> dict[str, tuple[str, str]]:
+        """The swappable words of ``article``'s passages, sentence by sentence (so that a
+        capitalised sentence opener is not taken for a proper noun): matching form -> (kind, as
+        written)."""
+        if article not in self._words:
+            words: dict[str, tuple[str, str]] = {}
+            for text in dict.fromkeys(self._raw.get(article, [])):
+                for sent in split_sentences(text):
+                    for w, found in swappable(text[sent.start:sent.end]).items():
+                        words.setdefault(w, found)
+            self._words[article] = words
+        return self._words[article]
+
+    def make_inside(self, question: str, article: str, gold: str) -> str | None:
+        """An in-article twin of ``question`` (about ``gold``, a passage of ``article``): the same
+        word swapped for one of its kind (a number for one of as many digits) that another passage
+        of ``article`` mentions and ``gold`` does not; None when there is none."""
+        gold_f = fold(gold)
+        return self._swap(question, gold, lambda text, target, kind: [
+            (w, o) for w, (k, o) in self.article_words(article).items() if k == kind
+            and (len(w) == len(target) if kind == "latin-number"
+                 else kind.startswith("latin") or abs(len(w) - len(target)) <= 1)
+            and w not in gold_f and w not in text and target not in w])
+
+    def _swap(self, question: str, gold: str,
+              options: Callable[[str, str, str], list[tuple[str, str]]]) -> str | None:
+        """``question`` with its most specific word that ``gold`` mentions (the one fewest
+        passages of the whole set mention) replaced by one of ``options(question in matching
+        form, that word, its kind)``: Chinese in matching form, Latin as written (the reader's
+        vocabulary is cased). None when it has no such word or there is no option."""
         text, gold_f = fold(question), fold(gold)
-        own = "\n".join(self.article_text.get(article, [gold_f]))
         found = swappable(question)
         mentioned = [w for w in found if w in gold_f]
         if not mentioned:
             return None
-        # the most specific: the noun fewest passages of the whole set mention
         target = min(mentioned, key=lambda w: (self._passages_with(w), -len(w)))
         kind, surface = found[target]
-        options = [(w, o) for a, w, k, o in self.pool if a != article and k == kind
-                   and (kind.startswith("latin") or abs(len(w) - len(target)) <= 1)
-                   and w not in own and w not in text]
-        if not options:
+        choices = options(text, target, kind)
+        if not choices:
             return None
-        word, written = self.rng.choice(options)
+        word, written = self.rng.choice(choices)
         if kind.startswith("latin"):
-            # Latin questions keep their case (the reader's vocabulary is cased)
             return re.sub(rf"(?<![A-Za-z0-9]){re.escape(surface)}(?![A-Za-z0-9])", lambda _: written, question, count=1)
         return text.replace(target, word, 1)
 
 
 def near_miss_questions(eval_set: EvalSet, questions: Sequence[EvalQuestion],
-                        article_of: Callable[[EvalQuestion], str], seed: int = 0) -> list[EvalQuestion]:
+                        article_of: Callable[[EvalQuestion], str], seed: int = 0,
+                        inside: bool = False) -> list[EvalQuestion]:
     """One near-miss unanswerable question per question of ``questions`` where a swap is possible
-    (id ``<id>~near``, no answers, no gold passage)."""
+    (id ``<id>~near``, or ``<id>~inside`` for in-article twins; no answers, no gold passage)."""
     text_of = {p.source: p.text for p in eval_set.passages}
     passages = {(article_of(q), s) for q in eval_set.questions for s in q.gold_sources if s in text_of}
     maker = NearMisses(((a, text_of[s]) for a, s in sorted(passages)),
@@ -140,7 +184,7 @@ def near_miss_questions(eval_set: EvalSet, questions: Sequence[EvalQuestion],
     out: list[EvalQuestion] = []
     for q in questions:
         gold = "\n".join(text_of.get(s, "") for s in q.gold_sources)
-        swapped = maker.make(q.question, article_of(q), gold)
+        swapped = (maker.make_inside if inside else maker.make)(q.question, article_of(q), gold)
         if swapped is not None:
-            out.append(replace(q, id=f"{q.id}~near", question=swapped, answers=(), gold_sources=(), gold_paragraphs=()))
+            out.append(replace(q, id=f"{q.id}~{'inside' if inside else 'near'}", question=swapped, answers=(), gold_sources=(), gold_paragraphs=()))
     return out

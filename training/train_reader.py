@@ -82,9 +82,10 @@ def parse_counts(text: str) -> dict[str, int]:
     return out
 
 
-def near_miss_examples(train: Sequence[Example], share: float, seed: int) -> list[Example]:
+def near_miss_examples(train: Sequence[Example], share: float, seed: int, inside: bool = False) -> list[Example]:
     """Unanswerable twins of a ``share`` of the training questions, both languages (``near_miss.py``:
-    a key noun swapped for one from another training article's question)."""
+    a key noun swapped for one from another training article's question, or with ``inside`` for
+    one that another passage of the question's own article mentions)."""
     zh = [e for e in train if e.answers]
     if share <= 0 or not zh:
         return []
@@ -92,13 +93,14 @@ def near_miss_examples(train: Sequence[Example], share: float, seed: int) -> lis
 
     # sorted: a set's order changes from process to process, and --resume must rebuild the same data
     maker = NearMisses(sorted({(e.article, e.context) for e in zh}), sorted({(e.article, e.question) for e in zh}), seed)
-    rng = random.Random(f"{seed}:near-miss")
+    rng = random.Random(f"{seed}:near-miss{':inside' if inside else ''}")
+    make, tag = (maker.make_inside, "~inside") if inside else (maker.make, "~near")
     out = []
     for e in zh:
         if rng.random() < share:
-            swapped = maker.make(e.question, e.article, e.context)
+            swapped = make(e.question, e.article, e.context)
             if swapped is not None:
-                out.append(replace(e, qid=e.qid + "~near", question=in_reader_form(replace(e, question=swapped)).question,
+                out.append(replace(e, qid=e.qid + tag, question=in_reader_form(replace(e, question=swapped)).question,
                                    answers=()))
     return out
 
@@ -252,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--first-layer", type=int, default=0, help="layers below this stay frozen (0: train all)")
     ap.add_argument("--neg-rate", type=float, default=0.3, help="share of answer-free windows kept as 'no answer'")
     ap.add_argument("--near-miss", type=float, default=0.08, help="near-miss twins (a key word swapped) of this share of questions, both languages")
+    ap.add_argument("--near-miss-inside", type=float, default=0.0,
+                    help="in-article twins (a key word swapped for one another passage of the article mentions) "
+                    "of this share of questions, both languages")
     ap.add_argument("--off-passage", type=float, default=0.08,
                     help="this share of questions also asked of another paragraph of their article that lacks the answer")
     ap.add_argument("--precision", choices=rag_precision.PRECISIONS[:2], default=None,
@@ -278,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in ("seed", "val_fraction", "cal_fraction", "take", "skip", "epochs", "lr", "warmup", "batch",
                     "first_layer", "neg_rate", "near_miss", "off_passage", "precision"):
             setattr(args, key, saved[key])
+        args.near_miss_inside = saved.get("near_miss_inside", 0.0)  # checkpoints from before the option
         args.init = Path(saved["init"]) if saved["init"] else None
     precision = rag_precision.choose(args.precision)
     torch.manual_seed(args.seed)
@@ -299,7 +305,9 @@ def main(argv: list[str] | None = None) -> int:
         skip = args.skip.get(lang, 0)
         take = args.take.get(lang, len(mine))
         train += mine[skip : skip + take]
-    extra = near_miss_examples(train, args.near_miss, args.seed) + off_passage_negatives(train, args.off_passage, args.seed)
+    extra = (near_miss_examples(train, args.near_miss, args.seed)
+             + near_miss_examples(train, args.near_miss_inside, args.seed, inside=True)
+             + off_passage_negatives(train, args.off_passage, args.seed))
     log(f"{len(examples)} questions; train {len(train)} (+{len(extra)} made 'no answer'), "
         f"calibrate {len(parts['calibrate'])}, validate {len(parts['validate'])}; precision {precision}")
 
@@ -411,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
                   "calibrate_questions": len(parts["calibrate"]), "val_questions": len(parts["validate"])},
         "training": {"epochs": args.epochs, "lr": args.lr, "warmup": args.warmup, "batch": args.batch,
                      "first_layer": args.first_layer, "neg_rate": args.neg_rate, "near_miss": args.near_miss,
+                     "near_miss_inside": args.near_miss_inside,
                      "off_passage": args.off_passage, "made_no_answer": len(extra), "take": args.take,
                      "skip": args.skip, "windows": len(feats), "steps": total, "threads": args.threads,
                      "precision": precision, "train_seconds": round(trained_s), "torch": torch.__version__,
